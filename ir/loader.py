@@ -1,0 +1,89 @@
+"""Loading programs from disk: ``.wasm``, ``.wat``/``.wast`` and ``.c``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .decoder import decode
+from .errors import DecodeError, ProbesError
+from .module import Module
+
+__all__ = ["load", "load_bytes", "compile_c", "wat_to_wasm", "CACHE_DIR"]
+
+CACHE_DIR = Path(os.environ.get("PROBES_CACHE_DIR", Path.home() / ".cache" / "probes"))
+"""Where compiled C programs (and later, compiled modules) are cached."""
+
+
+def wat_to_wasm(text: str) -> bytes:
+    """Assemble WebAssembly text with wasmtime's assembler."""
+    import wasmtime
+
+    try:
+        return bytes(wasmtime.wat2wasm(text))
+    except wasmtime.WasmtimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid text"
+        raise DecodeError(f"cannot assemble WAT: {first}", 0) from None
+
+
+def compile_c(path: Path, flags: tuple[str, ...] = ("-O2",)) -> bytes:
+    """Compile a C file to wasm32-wasi with the clang inside the ``ziglang`` wheel.
+
+    Results are cached by source content and flags.
+    """
+    try:
+        import ziglang  # noqa: F401
+    except ImportError:
+        raise ProbesError(
+            f"{path}: compiling C needs the 'ziglang' package (pip install ziglang)") from None
+    src = path.read_bytes()
+    key = hashlib.sha256(src + b"\0" + " ".join(flags).encode()).hexdigest()[:24]
+    cached = CACHE_DIR / "c" / f"{key}.wasm"
+    if cached.exists():
+        return cached.read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.wasm"
+        cmd = [sys.executable, "-m", "ziglang", "cc", "--target=wasm32-wasi", *flags,
+               str(path), "-o", str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            msg = proc.stderr.strip().splitlines()
+            raise ProbesError(f"{path}: C compilation failed: {msg[0] if msg else 'error'}")
+        data = out.read_bytes()
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp_path.write_bytes(data)
+    os.replace(tmp_path, cached)
+    return data
+
+
+def load_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The binary module for a program file, by extension."""
+    p = Path(path)
+    if not p.exists():
+        raise ProbesError(f"{p}: no such file")
+    if p.is_dir():
+        raise ProbesError(f"{p}: is a directory")
+    suffix = p.suffix.lower()
+    if suffix in (".wat", ".wast"):
+        return wat_to_wasm(p.read_text(encoding="utf-8", errors="replace"))
+    if suffix == ".c":
+        return compile_c(p)
+    data = p.read_bytes()
+    if suffix != ".wasm" and not data.startswith(b"\0asm"):
+        # Unknown extension: accept text modules too.
+        head = data.lstrip()[:1]
+        if head == b"(":
+            return wat_to_wasm(data.decode("utf-8", errors="replace"))
+    return data
+
+
+def load(path: str | os.PathLike[str], *, lazy: bool = True) -> Module:
+    """Load and decode a ``.wasm``, ``.wat`` or ``.c`` program."""
+    return decode(load_bytes(path), lazy=lazy)
+
+

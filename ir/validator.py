@@ -1,0 +1,2 @@
+def validate(m): pass
+def operand_stacks(m, f): pass

@@ -1,0 +1,29 @@
+"""probes: compiler-style dynamic instrumentation and profiling of WebAssembly.
+
+    >>> import probes
+    >>> m = probes.load("examples/sort.wasm")
+    >>> probes.validate(m)
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+# In a source checkout the sibling folders (ir/, backends/, ...) are our
+# subpackages; installed, they sit inside this package. Make both work.
+_here = _os.path.dirname(__file__)
+if not _os.path.isdir(_os.path.join(_here, "ir")):
+    __path__.append(_os.path.dirname(_here))  # type: ignore[name-defined]  # noqa: F821
+
+from .ir import (  # noqa: E402
+    DecodeError, LinkError, Location, Module, ProbeError, ProbesError, Trap, UnsupportedFeature,
+    ValidationError, decode, encode, load, validate,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "load", "decode", "encode", "validate", "Module", "Location",
+    "ProbesError", "DecodeError", "ValidationError", "UnsupportedFeature", "LinkError", "Trap",
+    "ProbeError",
+]
