@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from ._gc import gc_paused
 from .errors import DecodeError, UnsupportedFeature
 from .leb import read_s32, read_s33, read_s64, read_u32
 from .module import (
@@ -480,8 +481,10 @@ def decode(data: bytes | bytearray | memoryview, *, lazy: bool = True) -> Module
     nimp = m.num_imported_funcs
     for i, (ti, (b0, b1)) in enumerate(zip(func_types or (), code_ranges or ())):
         m.functions.append(_make_function(data, nimp + i, ti, b0, b1, has_data_count))
-        if not lazy:
-            m.functions[-1].instrs  # noqa: B018 - decode now
+    if not lazy:
+        with gc_paused():
+            for f in m.functions:
+                f.instrs  # noqa: B018 - decode now
     for sid, raw in m.raw_sections.items():
         raw.snapshot = section_key(m, sid)
     return m

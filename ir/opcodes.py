@@ -37,9 +37,10 @@ from dataclasses import dataclass
 __all__ = ["OpInfo", "OPCODES", "BY_NAME", "SINGLE", "PREFIXED", "REJECTED", "lookup"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class OpInfo:
-    """One row of the opcode table."""
+    """One row of the opcode table. Rows are unique, so they compare and hash by
+    identity (cheap dictionary keys for the hot loops)."""
 
     prefix: int | None
     """0xFC / 0xFD for prefixed instructions, None for single-byte ones."""
