@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 #ifndef ITERATIONS
-#define ITERATIONS 2500000
+#define ITERATIONS 10000000
 #endif
 
 enum op {

@@ -9,10 +9,10 @@
 #include <stdio.h>
 
 #ifndef N
-#define N 192
+#define N 384
 #endif
 #ifndef REPS
-#define REPS 3
+#define REPS 8
 #endif
 #define BLOCK 32
 

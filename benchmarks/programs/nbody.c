@@ -10,7 +10,7 @@
 #include <math.h>
 
 #ifndef STEPS
-#define STEPS 1500000
+#define STEPS 15000000
 #endif
 
 #define NBODIES 5

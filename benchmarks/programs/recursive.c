@@ -12,19 +12,19 @@
 #include <stdlib.h>
 
 #ifndef TREE_DEPTH
-#define TREE_DEPTH 16
+#define TREE_DEPTH 18
 #endif
 #ifndef TREE_ROUNDS
-#define TREE_ROUNDS 6
+#define TREE_ROUNDS 8
 #endif
 #ifndef TAK_X
-#define TAK_X 22
+#define TAK_X 28
 #endif
 #ifndef FIB_N
-#define FIB_N 30
+#define FIB_N 37
 #endif
 #ifndef EXPR_ROUNDS
-#define EXPR_ROUNDS 400
+#define EXPR_ROUNDS 4000
 #endif
 
 #define NOINLINE __attribute__((noinline))
@@ -176,7 +176,7 @@ int main(void) {
         gen_expr(12);
         expr_buf[expr_len] = '\0';
         cur = expr_buf;
-        expr_total = (expr_total * 7 + parse_sum()) % 1000000007LL;
+        expr_total = ((expr_total * 7 + parse_sum()) % 1000000007LL + 1000000007LL) % 1000000007LL;
     }
     printf("expressions: %d evaluated, checksum %lld\n", EXPR_ROUNDS, expr_total);
     printf("total calls = %llu\n", calls);

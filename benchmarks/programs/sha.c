@@ -12,10 +12,10 @@
 #include <string.h>
 
 #ifndef BUF_SIZE
-#define BUF_SIZE (1 << 20)
+#define BUF_SIZE (4 << 20)
 #endif
 #ifndef ROUNDS
-#define ROUNDS 24
+#define ROUNDS 48
 #endif
 
 static const uint32_t K[64] = {

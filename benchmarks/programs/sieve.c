@@ -14,10 +14,10 @@
 #define LIMIT 2000000
 #endif
 #ifndef ROUNDS
-#define ROUNDS 8
+#define ROUNDS 40
 #endif
 #ifndef TRIAL_COUNT
-#define TRIAL_COUNT 60000
+#define TRIAL_COUNT 240000
 #endif
 
 static unsigned char composite[LIMIT + 1];
