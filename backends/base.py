@@ -1,0 +1,113 @@
+"""The backend contract: every backend compiles a Module + ProbeSet and runs it.
+
+One place (`get_backend`) chooses between implementations; the test suite
+runs per backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..ir import Module, ProbesError
+from ..probeset import ProbeSet
+
+__all__ = ["Backend", "Executable", "Instance", "CompileOptions", "WasiOptions", "get_backend",
+           "BACKENDS"]
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Options every backend understands (backends may ignore some)."""
+
+    trace_capacity: int = 4096
+    """Events the in-guest trace buffer holds before it is flushed to the host."""
+    cache: bool = True
+    """Cache compiled code on disk, keyed by content hash."""
+    cache_dir: str | None = None
+    """Cache location (default: $PROBES_CACHE_DIR or ~/.cache/probes)."""
+    fuel: int = 0
+    """wasm backend: run with wasmtime fuel metering and this budget (0: off)."""
+    opt_level: int = 2
+    """native backend: LLVM optimization level 0-3."""
+
+
+@dataclass
+class WasiOptions:
+    """The WASI environment of a run."""
+
+    argv: list[str] = field(default_factory=lambda: ["program"])
+    """Arguments, program name first."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment variables."""
+    preopens: list[tuple[str, str]] = field(default_factory=list)
+    """(host directory, guest path) pairs."""
+    stdin: str | None = None
+    """File for standard input (None: inherit)."""
+    stdout: str | None = None
+    """File for standard output (None: inherit)."""
+    stderr: str | None = None
+    """File for standard error (None: inherit)."""
+
+    def to_wasmtime(self) -> Any:
+        import wasmtime
+
+        cfg = wasmtime.WasiConfig()
+        cfg.argv = list(self.argv)
+        cfg.env = list(self.env.items())
+        for host, guest in self.preopens:
+            cfg.preopen_dir(host, guest)
+        if self.stdin is None:
+            cfg.inherit_stdin()
+        else:
+            cfg.stdin_file = self.stdin
+        if self.stdout is None:
+            cfg.inherit_stdout()
+        else:
+            cfg.stdout_file = self.stdout
+        if self.stderr is None:
+            cfg.inherit_stderr()
+        else:
+            cfg.stderr_file = self.stderr
+        return cfg
+
+
+class Instance(Protocol):
+    """A running program with its probe state."""
+
+    def call(self, export: str, *args: Any) -> Any: ...
+
+    def run_wasi(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Executable(Protocol):
+    """A compiled, instrumented program."""
+
+    def instantiate(self, wasi: WasiOptions | None = None,
+                    imports: dict[str, dict[str, Any]] | None = None) -> Instance: ...
+
+
+class Backend(Protocol):
+    """Compiles a module with its probes."""
+
+    name: str
+
+    def compile(self, module: Module, probes: ProbeSet | None = None,
+                options: CompileOptions | None = None) -> Executable: ...
+
+
+BACKENDS = ("wasm", "native")
+"""Backend names, the default first."""
+
+
+def get_backend(name: str = "wasm") -> Backend:
+    """The backend called ``name``."""
+    if name == "wasm":
+        from .wasm import WasmBackend
+        return WasmBackend()
+    if name == "native":
+        raise ProbesError("the native backend is not available yet (see issue: native "
+                          "backend); use --backend wasm")
+    raise ProbesError(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})")

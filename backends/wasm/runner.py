@@ -1,0 +1,500 @@
+"""Running woven modules on wasmtime, and the host side of every probe kind."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import importlib.metadata
+import os
+import struct
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from ...ir import LinkError, Location, Module, ProbeError, ProbesError, Trap
+from ...ir.loader import CACHE_DIR
+from ...probe import (
+    CountProbe, CoverageProbe, DynamicLoc, OperandProbe, Probe, TraceProbe,
+)
+from ...probeset import ENTRY, EXIT, ProbeSet
+from ..base import CompileOptions, WasiOptions
+from .weaver import STATE_EXPORT, START_EXPORT, TABLE_EXPORT, Layout, Woven, weave
+
+__all__ = ["WasmBackend", "WasmExecutable", "WasmInstance"]
+
+_INTRINSIC = (CountProbe, CoverageProbe, OperandProbe, TraceProbe)
+
+TRAP_KINDS = {
+    "STACK_OVERFLOW": "call stack exhausted",
+    "MEMORY_OUT_OF_BOUNDS": "out of bounds memory access",
+    "HEAP_MISALIGNED": "misaligned memory access",
+    "TABLE_OUT_OF_BOUNDS": "undefined element",
+    "INDIRECT_CALL_TO_NULL": "uninitialized element",
+    "BAD_SIGNATURE": "indirect call type mismatch",
+    "INTEGER_OVERFLOW": "integer overflow",
+    "INTEGER_DIVISION_BY_ZERO": "integer divide by zero",
+    "BAD_CONVERSION_TO_INTEGER": "invalid conversion to integer",
+    "UNREACHABLE": "unreachable",
+    "INTERRUPT": "interrupt",
+    "OUT_OF_FUEL": "out of fuel",
+}
+"""wasmtime trap codes -> the spec's trap messages."""
+
+
+class _ProbeTrap(Exception):
+    """Raised in a host callback to stop the guest with a Trap at a location."""
+
+    def __init__(self, reason: str, loc: Location) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.loc = loc
+
+
+_ENGINES: dict[bool, wasmtime.Engine] = {}
+_ENGINE_LOCK = threading.Lock()
+
+
+def _engine(fuel: bool = False) -> wasmtime.Engine:
+    with _ENGINE_LOCK:
+        eng = _ENGINES.get(fuel)
+        if eng is None:
+            cfg = wasmtime.Config()
+            cfg.wasm_multi_memory = True
+            cfg.wasm_simd = True
+            cfg.wasm_bulk_memory = True
+            cfg.wasm_reference_types = True
+            cfg.wasm_multi_value = True
+            if fuel:
+                cfg.consume_fuel = True
+            eng = _ENGINES[fuel] = wasmtime.Engine(cfg)
+        return eng
+
+
+def _compile_cached(engine: wasmtime.Engine, wasm: bytes, options: CompileOptions,
+                    fuel: bool) -> wasmtime.Module:
+    """wasmtime compile, cached on disk by content hash and wasmtime version."""
+    if not options.cache:
+        return wasmtime.Module(engine, wasm)
+    version = importlib.metadata.version("wasmtime")
+    key = hashlib.sha256(wasm + f"|{version}|{fuel}".encode()).hexdigest()[:32]
+    cache_dir = Path(options.cache_dir or CACHE_DIR) / "wasmtime"
+    path = cache_dir / f"{key}.cwasm"
+    if path.exists():
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(path))
+        except wasmtime.WasmtimeError:
+            pass  # stale or corrupt entry: recompile and overwrite
+    mod = wasmtime.Module(engine, wasm)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(mod.serialize())
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return mod
+
+
+class WasmBackend:
+    """Probes woven into re-emitted Wasm, run on wasmtime."""
+
+    name = "wasm"
+
+    def compile(self, module: Module, probes: ProbeSet | None = None,
+                options: CompileOptions | None = None) -> WasmExecutable:
+        options = options or CompileOptions()
+        probes = probes if probes is not None else ProbeSet(module)
+        snapshot = probes.copy()
+        woven = weave(module, snapshot, options.trace_capacity)
+        fuel = options.fuel
+        engine = _engine(fuel)
+        try:
+            compiled = _compile_cached(engine, woven.wasm, options, fuel)
+        except wasmtime.WasmtimeError as e:
+            raise ProbesError(f"wasmtime rejected the woven module: {_first_line(e)}") from None
+        return WasmExecutable(module, probes, snapshot, woven, engine, compiled, options)
+
+
+class WasmExecutable:
+    """A compiled, instrumented module; instantiate it to run."""
+
+    def __init__(self, module: Module, probes: ProbeSet, snapshot: ProbeSet, woven: Woven,
+                 engine: wasmtime.Engine, compiled: wasmtime.Module,
+                 options: CompileOptions) -> None:
+        self.module = module
+        """The original module."""
+        self.probes = probes
+        """The live ProbeSet (changes during a run are honoured at armed sites)."""
+        self.snapshot = snapshot
+        """The probes as they were when compiled."""
+        self.woven = woven
+        """The instrumented binary and its layout."""
+        self.engine = engine
+        self.compiled = compiled
+        self.options = options
+
+    @property
+    def wasm(self) -> bytes:
+        return self.woven.wasm
+
+    def instantiate(self, wasi: WasiOptions | None = None,
+                    imports: dict[str, dict[str, Any]] | None = None) -> WasmInstance:
+        return WasmInstance(self, wasi, imports or {})
+
+
+@dataclass
+class _TrapPoint:
+    func: int
+    index: int
+    """Instruction index in the body; instructions after it did not run."""
+    inclusive: bool
+    """Whether the instruction at `index` itself began (False for probe traps)."""
+
+
+@dataclass
+class RunStats:
+    """Facts about one instance's execution."""
+
+    exit_code: int | None = None
+    """WASI exit code, when the program exited."""
+    trap: Trap | None = None
+    """The trap that ended the run, if any."""
+    host_calls: int = 0
+    """Host-dispatched probe firings."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class WasmInstance:
+    """One instantiation: a store, its probe state and the host callbacks."""
+
+    def __init__(self, exe: WasmExecutable, wasi: WasiOptions | None,
+                 imports: dict[str, dict[str, Any]]) -> None:
+        self.exe = exe
+        self.module = exe.module
+        self.layout: Layout = exe.woven.layout
+        self.stats = RunStats()
+        self._trap_point: _TrapPoint | None = None
+        self.store = wasmtime.Store(exe.engine)
+        if exe.options.fuel:
+            self.store.set_fuel(exe.options.fuel)
+        linker = wasmtime.Linker(exe.engine)
+        if wasi is not None or any(i.module.startswith("wasi") for i in self.module.imports):
+            self.store.set_wasi((wasi or WasiOptions()).to_wasmtime())
+            linker.define_wasi()
+        self._define_imports(linker, imports)
+        try:
+            self.instance = linker.instantiate(self.store, exe.compiled)
+        except wasmtime.Trap as t:
+            raise self._convert_trap(t) from None
+        except wasmtime.WasmtimeError as e:
+            msg = _first_line(e)
+            raise LinkError(f"cannot instantiate: {msg}") from None
+        ex = self.instance.exports(self.store)
+        self._exports = ex
+        self._state = ex[STATE_EXPORT]
+        self._memory = ex[self.layout.memory_export] if self.layout.memory_export else None
+        self._fill_table(ex[TABLE_EXPORT])
+        self._inline: dict[Location, set[int]] = {}
+        self._bind_intrinsics()
+        self._unsubscribe = exe.probes.subscribe(self._on_change)
+        if self.layout.moved_start is not None:
+            self._invoke(ex[START_EXPORT], ())
+
+    # -- linking ---------------------------------------------------------------------------
+    def _define_imports(self, linker: wasmtime.Linker,
+                        imports: dict[str, dict[str, Any]]) -> None:
+        linker.allow_shadowing = True
+        for imp in self.module.imports:
+            provided = imports.get(imp.module, {}).get(imp.name)
+            if provided is None:
+                continue
+            if callable(provided) and not isinstance(provided, wasmtime.Func):
+                if imp.kind != "func":
+                    raise LinkError(f"import {imp.module}.{imp.name} is a {imp.kind}, "
+                                    f"not a function", f"{imp.module}.{imp.name}")
+                assert isinstance(imp.desc, int)
+                ft = self.module.types[imp.desc]
+                wft = wasmtime.FuncType([_wt(t) for t in ft.params],
+                                        [_wt(t) for t in ft.results])
+                linker.define_func(imp.module, imp.name, wft, provided)
+            else:
+                linker.define(self.store, imp.module, imp.name, provided)
+
+    def _fill_table(self, table: wasmtime.Table) -> None:
+        for slot, sig in enumerate(self.layout.slots):
+            ft = wasmtime.FuncType([_wt(t) for t in sig.params], [])
+            fn = self._flush_trace if slot == 0 else self._dispatch
+            table.set(self.store, slot, wasmtime.Func(self.store, ft, fn))
+
+    # -- intrinsic probes: live readers over the state memory ---------------------------------
+    def _state_bytes(self, start: int, size: int) -> bytes:
+        return bytes(self._state.read(self.store, start, start + size))
+
+    def _u64(self, offset: int) -> int:
+        return struct.unpack("<Q", self._state_bytes(offset, 8))[0]
+
+    def _u8(self, offset: int) -> int:
+        return self._state_bytes(offset, 1)[0]
+
+    def _block_of(self, loc: Location) -> tuple[int, int]:
+        """(block first index, instruction index) of an original location."""
+        pcs = self.layout.pcs[loc.func]
+        index = bisect.bisect_left(pcs, loc.pc)
+        blocks = self.layout.blocks[loc.func]
+        firsts = [b.first for b in blocks]
+        b = blocks[bisect.bisect_right(firsts, index) - 1]
+        return b.first, index
+
+    def _after_trap(self, func: int, first: int, index: int) -> bool:
+        """Whether instruction ``index`` (in the block starting at ``first``) lies past
+        the trap point of this run, in the trapping block."""
+        tp = self._trap_point
+        if tp is None or tp.func != func:
+            return False
+        blocks = self.layout.blocks.get(func, [])
+        for b in blocks:
+            if b.first == first:
+                if not b.first <= tp.index <= b.last:
+                    return False
+                return index > tp.index or (index == tp.index and not tp.inclusive)
+        return False
+
+    def count_at(self, loc: Location) -> int:
+        """Executions of ``loc`` (or an entry/exit site) counted by the woven code."""
+        if loc.pc in (ENTRY, EXIT):
+            off = self.layout.site_counters.get(loc)
+            return 0 if off is None else self._u64(off)
+        first, index = self._block_of(loc)
+        off = self.layout.block_counters.get((loc.func, first))
+        if off is None:
+            raise ProbeError(f"no counter was woven for {loc}")
+        n = self._u64(off)
+        if n and self._after_trap(loc.func, first, index):
+            n -= 1
+        return n
+
+    def covered(self, loc: Location) -> bool:
+        """Whether ``loc`` executed, from the woven coverage flags."""
+        if loc.pc in (ENTRY, EXIT):
+            off = self.layout.site_flags.get(loc)
+            return off is not None and self._u8(off) != 0
+        first, index = self._block_of(loc)
+        off = self.layout.cov_entry.get((loc.func, first))
+        if off is None or not self._u8(off):
+            return False
+        done = self.layout.cov_done.get((loc.func, first))
+        if done is not None and self._u8(done):
+            return True
+        return not self._after_trap(loc.func, first, index)
+
+    def histogram(self, probe: OperandProbe) -> dict[int, int]:
+        off, slots = self.layout.histograms[id(probe)]
+        raw = self._state_bytes(off, 8 * slots)
+        values = struct.unpack(f"<{slots}Q", raw)
+        return {i: v for i, v in enumerate(values) if v}
+
+    def _bind_intrinsics(self) -> None:
+        for loc, probes in self.exe.snapshot.items():
+            inline = self._inline.setdefault(loc, set())
+            for p in probes:
+                if isinstance(p, CountProbe):
+                    p._bind(lambda loc=loc: self.count_at(loc))
+                elif isinstance(p, CoverageProbe):
+                    p._bind(lambda loc=loc: self.covered(loc))
+                elif isinstance(p, OperandProbe):
+                    if id(p) not in self.layout.histograms:
+                        continue  # only in unreachable code
+                    p._bind(lambda p=p: self.histogram(p))
+                elif not isinstance(p, TraceProbe):
+                    continue
+                inline.add(id(p))
+
+    def _on_change(self, kind: str, loc: Location | None, probe: Probe) -> None:
+        """A probe was inserted or removed while this instance is live."""
+        if not isinstance(probe, _INTRINSIC) or loc is None:
+            return  # host-dispatched probes are looked up live at each firing
+        inline = self._inline.get(loc, set())
+        if kind == "remove" and id(probe) in inline:
+            if probe in self.exe.probes.at(loc):
+                return  # still there at another position
+            inline.discard(id(probe))
+            self._settle_one(probe)
+        # An intrinsic inserted during the run fires through the host at armed sites.
+
+    def _settle_one(self, probe: Probe) -> None:
+        for src in list(getattr(probe, "_sources", ())):
+            settle = getattr(probe, "_settle", None)
+            if settle is not None:
+                settle(src)
+
+    # -- host dispatch ---------------------------------------------------------------------
+    def _dispatch(self, site_id: int, *values: Any) -> None:
+        site = self.layout.sites[site_id]
+        loc = site.loc
+        self.stats.host_calls += 1
+        probes: tuple[Probe, ...] = self.exe.probes.at(loc)
+        if site.is_global:
+            probes = self.exe.probes.global_probes + probes
+        if not probes:
+            return
+        inline = self._inline.get(loc, ())
+        k = site.reads.operands
+        dl = DynamicLoc(loc.func, loc.pc, site.reads, values[k:], values[:k],
+                        self._read_memory if site.reads.memory else None)
+        for p in probes:
+            if id(p) in inline:
+                continue
+            action = p.fire(dl)
+            if action is not None and action.trap_reason is not None:
+                raise _ProbeTrap(action.trap_reason, loc)
+
+    def _read_memory(self, addr: int, size: int) -> bytes:
+        if self._memory is None:
+            raise ProbeError("the program has no memory to read")
+        return bytes(self._memory.read(self.store, addr, addr + size))
+
+    def _flush_trace(self) -> None:
+        layout = self.layout
+        if not layout.trace_buf:
+            return
+        pos = struct.unpack("<I", self._state_bytes(0, 4))[0]
+        n = pos // 16
+        if not n:
+            return
+        raw = self._state_bytes(layout.trace_buf, pos)
+        self._state.write(self.store, b"\0\0\0\0", 0)
+        per_probe: dict[int, tuple[TraceProbe, list[tuple[Location, int]]]] = {}
+        for site, value in struct.iter_unpack("<I4xQ", raw[:n * 16]):
+            loc = layout.trace_sites[site]
+            for p in self.exe.snapshot.at(loc):
+                if isinstance(p, TraceProbe):
+                    per_probe.setdefault(id(p), (p, []))[1].append((loc, value))
+        for p, events in per_probe.values():
+            p._append(events)
+
+    # -- running ---------------------------------------------------------------------------
+    def _invoke(self, fn: Any, args: tuple[Any, ...]) -> Any:
+        try:
+            return fn(self.store, *args)
+        except wasmtime.ExitTrap as e:
+            self.stats.exit_code = e.code
+            self._finish()
+            raise _Exit(e.code) from None
+        except wasmtime.Trap as t:
+            trap = self._convert_trap(t)
+            self.stats.trap = trap
+            self._finish()
+            raise trap from None
+        except _ProbeTrap as pt:
+            if pt.loc.pc >= 0:
+                first, index = self._block_of(pt.loc)
+                self._trap_point = _TrapPoint(pt.loc.func, index, False)
+            trap = Trap("probe", pt.loc, (pt.loc,), pt.reason)
+            self.stats.trap = trap
+            self._finish()
+            raise trap from None
+        except wasmtime.WasmtimeError as e:
+            raise ProbesError(f"wasmtime: {_first_line(e)}") from None
+
+    def call(self, export: str, *args: Any) -> Any:
+        """Call an exported function; traps raise `Trap` at original locations."""
+        fn = self._exports.get(export) if hasattr(self._exports, "get") else None
+        if fn is None:
+            try:
+                fn = self._exports[export]
+            except KeyError:
+                fn = None
+        if not isinstance(fn, wasmtime.Func):
+            names = [e.name for e in self.module.exports if e.kind == "func"]
+            raise ProbesError(f"no exported function {export!r} (exports: "
+                              f"{', '.join(names) or 'none'})")
+        try:
+            result = self._invoke(fn, args)
+        except _Exit as e:
+            raise SystemExit(e.code) from None
+        self._finish()
+        return result
+
+    def run_wasi(self) -> int:
+        """Run the WASI command (``_start``); returns its exit code. Traps raise `Trap`."""
+        try:
+            fn = self._exports["_start"]
+        except KeyError:
+            raise ProbesError("the program has no _start export: not a WASI command "
+                              "(use --invoke to call an export)") from None
+        try:
+            self._invoke(fn, ())
+        except _Exit as e:
+            return e.code
+        self._finish()
+        self.stats.exit_code = 0
+        return 0
+
+    def _finish(self) -> None:
+        """The guest stopped (return, exit or trap): deliver buffered trace events."""
+        self._flush_trace()
+
+    def close(self) -> None:
+        """Settle intrinsic probes (keep their final values) and release the store."""
+        self._flush_trace()
+        for loc, probes in self.exe.snapshot.items():
+            for p in probes:
+                if isinstance(p, (CountProbe, OperandProbe)):
+                    for src in list(p._sources):
+                        p._settle(src)
+                elif isinstance(p, CoverageProbe):
+                    if p.hit:
+                        p._sources.clear()
+        self._unsubscribe()
+
+    def _convert_trap(self, t: wasmtime.Trap) -> Trap:
+        code = t.trap_code
+        kind = TRAP_KINDS.get(code.name if code is not None else "", "")
+        if not kind:
+            kind = _first_line(t).removeprefix("wasm trap: ") or "trap"
+        frames = []
+        for fr in t.frames or ():
+            loc = self._original_location(fr.func_index, fr.func_offset)
+            if loc is not None:
+                frames.append(loc)
+        top = frames[0] if frames else None
+        if top is not None and top.func in self.layout.pcs:
+            first, index = self._block_of(top)
+            self._trap_point = _TrapPoint(top.func, index, True)
+        return Trap(kind, top, frames)
+
+    def _original_location(self, func: int, woven_pc: int) -> Location | None:
+        if func < self.module.num_imported_funcs:
+            return None
+        maps = self.layout.offset_maps.get(func)
+        if maps is None:
+            return Location(func, woven_pc)
+        woven, orig = maps
+        i = bisect.bisect_left(woven, woven_pc)
+        if i >= len(orig):
+            i = len(orig) - 1
+        return Location(func, orig[i])
+
+
+class _Exit(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _wt(t: Any) -> wasmtime.ValType:
+    return {
+        "i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64,
+        "f32": wasmtime.ValType.f32, "f64": wasmtime.ValType.f64,
+        "funcref": wasmtime.ValType.funcref, "externref": wasmtime.ValType.externref,
+        "v128": getattr(wasmtime.ValType, "v128", wasmtime.ValType.i64),
+    }[t.name]()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+

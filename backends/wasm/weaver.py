@@ -1,0 +1,579 @@
+"""The weaver: Module + ProbeSet -> a valid, instrumented Wasm module.
+
+Append only, never shift an index space:
+
+* probe state lives in one appended memory (``__probes_state``): counters,
+  flags, histograms and the trace ring buffer, at offsets in `Layout`;
+* Python callbacks are reached with ``call_indirect`` through one appended
+  funcref table (``__probes_table``) that the host fills at instantiation —
+  one slot per callback signature, so no import is added and no function
+  index moves;
+* types, locals (per instrumented function) and exports are appended too.
+
+Bodies without probes are copied verbatim; instrumented bodies are
+re-encoded, keeping a map from new to original offsets so traps are reported
+at original `Location`s.
+
+Counting: a `CountProbe` is compiled as one 64-bit counter per *counting
+block* (ir/blocks.py) — one add per block, not per instruction; the host
+derives exact counts per location, correcting the block of a trap.
+`CoverageProbe` is a byte store per block (plus a completion byte for blocks
+that may trap before their end, so coverage stays exact after a trap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ...ir import Location, Module, ProbeError
+from ...ir.blocks import CountingBlock, counting_blocks
+from ...ir.encoder import encode, encode_instrs
+from ...ir.leb import u32
+from ...ir.module import Export, Function, Instr
+from ...ir.opcodes import BY_NAME, OpInfo
+from ...ir.types import EMPTY_BLOCK, F32, F64, FUNCREF, I32, I64, BlockType, FuncType, Limits
+from ...ir.types import MemoryType, TableType, ValType
+from ...ir.validator import operand_stacks
+from ...probe import (
+    CountProbe, CoverageProbe, FrameReads, OperandProbe, Probe, TraceProbe,
+)
+from ...probeset import ENTRY, EXIT, ProbeSet
+
+__all__ = ["weave", "Woven", "Layout", "Site", "STATE_EXPORT", "TABLE_EXPORT", "MEMORY_EXPORT",
+           "START_EXPORT"]
+
+STATE_EXPORT = "__probes_state"
+"""Export name of the appended probe-state memory."""
+TABLE_EXPORT = "__probes_table"
+"""Export name of the appended callback table."""
+MEMORY_EXPORT = "__probes_memory0"
+"""Export name given to the program's memory 0 when it had none."""
+START_EXPORT = "__probes_start"
+"""Export name of the start function, which the host calls once callbacks are in place."""
+
+_HEADER = 64          # bytes reserved at the start of the state memory
+_TRACE_POS = 0        # i32: byte offset of the next trace entry
+_TRACE_ENTRY = 16     # bytes per trace event: i32 site, pad, i64 value
+_PAGE = 65536
+_PAGES_TRACKED = 65537  # memory-page histogram slots (the last one: beyond 4 GiB)
+
+_op = BY_NAME.__getitem__
+
+
+def _ins(name: str, imm: object = None) -> Instr:
+    return Instr(_op(name), imm)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A host-dispatched site: where the callback table is called from."""
+
+    loc: Location
+    """The location (pc ENTRY/EXIT for function entry/exit sites)."""
+    slot: int
+    """Callback-table slot, i.e. the signature used."""
+    reads: FrameReads
+    """Frame parts passed (operands top-last, then locals in `reads.locals` order)."""
+    is_global: bool = False
+    """Whether global probes fire here."""
+
+
+@dataclass
+class Layout:
+    """Where the woven module keeps each probe's state. Read by the runner."""
+
+    state_size: int = _HEADER
+    """Bytes of the state memory in use."""
+    block_counters: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(func, first instruction index of the counting block) -> counter offset."""
+    site_counters: dict[Location, int] = field(default_factory=dict)
+    """Entry/exit sites -> counter offset."""
+    cov_entry: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(func, block first index) -> offset of the 'entered' flag byte."""
+    cov_done: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(func, block first index) -> offset of the 'reached its last instruction' flag."""
+    site_flags: dict[Location, int] = field(default_factory=dict)
+    """Entry/exit sites -> coverage flag offset."""
+    histograms: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """id(OperandProbe) -> (offset, slots)."""
+    trace_sites: list[Location] = field(default_factory=list)
+    """Trace site id -> location."""
+    trace_buf: int = 0
+    """Offset of the trace ring buffer (0: none)."""
+    trace_capacity: int = 0
+    """Events the ring buffer holds before the host must flush it."""
+    sites: list[Site] = field(default_factory=list)
+    """Host-dispatch site id -> site."""
+    slots: list[FuncType] = field(default_factory=list)
+    """Callback-table slot -> signature (slot 0: the trace flush)."""
+    blocks: dict[int, list[CountingBlock]] = field(default_factory=dict)
+    """Counting blocks of every instrumented function."""
+    pcs: dict[int, list[int]] = field(default_factory=dict)
+    """Original pc of each instruction index, per instrumented function."""
+    offset_maps: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
+    """func -> (woven pcs ascending, original pc at each), for instrumented bodies."""
+    moved_start: int | None = None
+    """The original start function, now exported as START_EXPORT."""
+    memory_export: str | None = None
+    """Export name of the program's memory 0, if it has one."""
+
+    def alloc(self, size: int, align: int = 8) -> int:
+        off = (self.state_size + align - 1) // align * align
+        self.state_size = off + size
+        return off
+
+
+@dataclass
+class Woven:
+    """The woven module and what the host needs to know about it."""
+
+    wasm: bytes
+    """The instrumented binary."""
+    layout: Layout
+    """Probe-state layout and site tables."""
+    module: Module
+    """The original module."""
+
+
+class _Weaver:
+    def __init__(self, module: Module, probes: ProbeSet, trace_capacity: int) -> None:
+        self.m = module
+        self.ps = probes
+        self.layout = Layout()
+        self.trace_capacity = trace_capacity
+        self.new_types: list[FuncType] = []
+        self.slot_of: dict[FuncType, int] = {}
+        nmem = len(module.all_memories())
+        self.state_mem = nmem
+        self.table = len(module.all_tables())
+        # Slot 0 is always the trace flush so its index is fixed.
+        self._slot(FuncType((), ()))
+
+    # -- shared resources ----------------------------------------------------------------
+    def _slot(self, sig: FuncType) -> int:
+        slot = self.slot_of.get(sig)
+        if slot is None:
+            slot = self.slot_of[sig] = len(self.layout.slots)
+            self.layout.slots.append(sig)
+        return slot
+
+    def _type_index(self, sig: FuncType) -> int:
+        types = self.m.types
+        for i, t in enumerate(types):
+            if t == sig:
+                return i
+        for i, t in enumerate(self.new_types):
+            if t == sig:
+                return len(types) + i
+        self.new_types.append(sig)
+        return len(types) + len(self.new_types) - 1
+
+    def _memarg(self, offset: int, align: int) -> tuple[int, int, int]:
+        return (align, offset, self.state_mem)
+
+    # -- code snippets -------------------------------------------------------------------
+    def counter_add(self, offset: int) -> list[Instr]:
+        ma = self._memarg(offset, 3)
+        return [_ins("i32.const", 0), _ins("i32.const", 0), _ins("i64.load", ma),
+                _ins("i64.const", 1), _ins("i64.add"), _ins("i64.store", ma)]
+
+    def flag_store(self, offset: int) -> list[Instr]:
+        return [_ins("i32.const", 0), _ins("i32.const", 1),
+                _ins("i32.store8", self._memarg(offset, 0))]
+
+    def histogram_add(self, offset: int, slots: int, index_local: int,
+                      scratch: int) -> list[Instr]:
+        """counter[offset + min(local, slots-1) * 8] += 1, index in an i32 local."""
+        last = slots - 1
+        ma = self._memarg(offset, 3)
+        return [
+            _ins("local.get", index_local), _ins("i32.const", last),
+            _ins("local.get", index_local), _ins("i32.const", last), _ins("i32.lt_u"),
+            _ins("select"), _ins("i32.const", 3), _ins("i32.shl"), _ins("local.tee", scratch),
+            _ins("local.get", scratch), _ins("i64.load", ma), _ins("i64.const", 1),
+            _ins("i64.add"), _ins("i64.store", ma),
+        ]
+
+    # -- the module ------------------------------------------------------------------------
+    def run(self) -> Woven:
+        m = self.m
+        by_func: dict[int, dict[int, list[Probe]]] = {}
+        for loc, probes in self.ps.items():
+            by_func.setdefault(loc.func, {}).setdefault(loc.pc, []).extend(probes)
+        global_probes = self.ps.global_probes
+        funcs = m.functions if global_probes else [m.function(f) for f in sorted(by_func)]
+        new_bodies: dict[int, tuple[list[Instr], list[tuple[int, ValType]]]] = {}
+        for f in funcs:
+            new_bodies[f.index] = self.weave_function(f, by_func.get(f.index, {}),
+                                                      bool(global_probes))
+        return self.assemble(new_bodies)
+
+    def assemble(self, bodies: dict[int, tuple[list[Instr], list[tuple[int, ValType]]]]
+                 ) -> Woven:
+        m = self.m
+        layout = self.layout
+        out = Module(
+            types=list(m.types) + self.new_types, imports=m.imports,
+            functions=list(m.functions), tables=list(m.tables), memories=list(m.memories),
+            globals=m.globals, exports=list(m.exports), start=m.start, elems=m.elems,
+            datas=m.datas, data_count=m.data_count, customs=[],
+            raw_sections=m.raw_sections, code_offset=m.code_offset,
+        )
+        # Functions with new bodies are fresh objects so the original stays untouched.
+        for idx, (instrs, groups) in bodies.items():
+            orig = m.function(idx)
+            nf = Function(idx, orig.type_index)
+            nf.replace_body(instrs, groups)
+            out.functions[idx - m.num_imported_funcs] = nf
+        pages = max(1, -(-layout.state_size // _PAGE))
+        out.memories.append(MemoryType(Limits(pages, pages)))
+        out.exports.append(Export(STATE_EXPORT, "memory", self.state_mem))
+        nslots = len(layout.slots)
+        out.tables.append(TableType(FUNCREF, Limits(nslots, nslots)))
+        out.exports.append(Export(TABLE_EXPORT, "table", self.table))
+        names = {e.name for e in m.exports}
+        mem0 = next((e.name for e in m.exports if e.kind == "memory" and e.index == 0), None)
+        if mem0 is None and self.state_mem > 0:
+            out.exports.append(Export(MEMORY_EXPORT, "memory", 0))
+            mem0 = MEMORY_EXPORT
+        layout.memory_export = mem0
+        if m.start is not None:
+            layout.moved_start = m.start
+            out.start = None
+            if START_EXPORT not in names:
+                out.exports.append(Export(START_EXPORT, "func", m.start))
+        # Debug info describes the original code; keep only the name section.
+        out.customs = [c for c in m.customs if c.name == "name"]
+        wasm = encode(out)
+        self._record_offsets(wasm, bodies)
+        return Woven(wasm, layout, m)
+
+    def _record_offsets(self, wasm: bytes, bodies: dict[int, tuple[list[Instr], list]]) -> None:
+        """Map woven pcs back to original pcs, for trap locations."""
+        for idx, (instrs, groups) in bodies.items():
+            prefix = len(u32(len(groups))) + sum(len(u32(n)) + 1 for n, _ in groups)
+            woven_pcs: list[int] = []
+            orig_pcs: list[int] = []
+            pos = prefix
+            for ins in instrs:
+                if ins.pc >= 0:
+                    woven_pcs.append(pos)
+                    orig_pcs.append(ins.pc)
+                pos += len(encode_instrs((ins,)))
+            self.layout.offset_maps[idx] = (woven_pcs, orig_pcs)
+
+    # -- one function ------------------------------------------------------------------------
+    def weave_function(self, f: Function, probes_at: dict[int, list[Probe]],
+                       global_site: bool) -> tuple[list[Instr], list[tuple[int, ValType]]]:
+        m = self.m
+        layout = self.layout
+        instrs = f.instrs
+        ftype = m.func_type(f.index)
+        blocks = counting_blocks(instrs)
+        layout.blocks[f.index] = blocks
+        layout.pcs[f.index] = [i.pc for i in instrs]
+        block_at = {b.first: b for b in blocks}
+        index_of = {ins.pc: i for i, ins in enumerate(instrs)}
+        block_of_index: list[CountingBlock] = []
+        for b in blocks:
+            block_of_index.extend([b] * (b.last - b.first + 1))
+        needs_stacks = global_site or any(
+            not isinstance(p, (CountProbe, CoverageProbe)) for ps in probes_at.values()
+            for p in ps)
+        stacks = operand_stacks(m, f) if needs_stacks else None
+
+        nparams = len(ftype.params)
+        extra: list[ValType] = []
+        first_new = nparams + f.num_locals
+
+        def new_local(t: ValType) -> int:
+            extra.append(t)
+            return first_new + len(extra) - 1
+
+        temps: dict[ValType, list[int]] = {}
+
+        def temp(t: ValType, k: int) -> int:
+            lst = temps.setdefault(t, [])
+            while len(lst) <= k:
+                lst.append(new_local(t))
+            return lst[k]
+
+        # Which counting blocks need a counter / coverage flags.
+        want_counter: set[int] = set()
+        want_cov: set[int] = set()
+        pre: dict[int, list[Instr]] = {}   # instruction index -> code before it
+        for pc, probes in probes_at.items():
+            if pc in (ENTRY, EXIT):
+                continue
+            i = index_of[pc]
+            b = block_of_index[i]
+            for p in probes:
+                if isinstance(p, CountProbe):
+                    want_counter.add(b.first)
+                elif isinstance(p, CoverageProbe):
+                    want_cov.add(b.first)
+        for first in sorted(want_counter):
+            off = layout.alloc(8)
+            layout.block_counters[(f.index, first)] = off
+            pre.setdefault(first, []).extend(self.counter_add(off))
+        for first in sorted(want_cov):
+            b = block_at[first]
+            off = layout.alloc(1, 1)
+            layout.cov_entry[(f.index, first)] = off
+            pre.setdefault(first, []).extend(self.flag_store(off))
+            if b.traps_inside:
+                done = layout.alloc(1, 1)
+                layout.cov_done[(f.index, first)] = done
+                pre.setdefault(b.last, []).extend(self.flag_store(done))
+
+        # Per-location probes that are not plain counts/coverage, in index order.
+        for i, ins in enumerate(instrs):
+            probes = probes_at.get(ins.pc, ())
+            host = [p for p in probes if not isinstance(
+                p, (CountProbe, CoverageProbe, OperandProbe, TraceProbe))]
+            code: list[Instr] = []
+            for p in probes:
+                if isinstance(p, OperandProbe):
+                    assert stacks is not None
+                    code += self.operand_code(f, ins, p, stacks[i], temp)
+                elif isinstance(p, TraceProbe):
+                    assert stacks is not None
+                    code += self.trace_code(Location(f.index, ins.pc), p, stacks[i], temp)
+            if host or global_site:
+                assert stacks is not None
+                reads = _union_reads(host + (list(self.ps.global_probes) if global_site else []))
+                site_code = self.host_call(Location(f.index, ins.pc), reads, stacks[i], ftype,
+                                           f, temp, is_global=global_site)
+                code += site_code
+            if code:
+                pre.setdefault(i, []).extend(code)
+
+        out: list[Instr] = []
+        # Entry site: before the first instruction, once per call.
+        entry = probes_at.get(ENTRY, [])
+        out += self.site_code(Location(f.index, ENTRY), entry, ftype, f, temp, ())
+        for i, ins in enumerate(instrs):
+            code = pre.get(i)
+            if code:
+                out += code
+            out.append(ins)
+
+        exit_probes = probes_at.get(EXIT, [])
+        if exit_probes:
+            out = self.wrap_exit(out, ftype, f, exit_probes, temp)
+        groups = list(f.local_groups) + [(1, t) for t in extra]
+        return out, groups
+
+    def site_code(self, loc: Location, probes: list[Probe], ftype: FuncType, f: Function,
+                  temp, stack: tuple[ValType, ...]) -> list[Instr]:  # type: ignore[no-untyped-def]
+        """Code for an entry/exit site: counters, flags and host calls."""
+        code: list[Instr] = []
+        if any(isinstance(p, CountProbe) for p in probes):
+            off = self.layout.alloc(8)
+            self.layout.site_counters[loc] = off
+            code += self.counter_add(off)
+        if any(isinstance(p, CoverageProbe) for p in probes):
+            off = self.layout.alloc(1, 1)
+            self.layout.site_flags[loc] = off
+            code += self.flag_store(off)
+        host = [p for p in probes if not isinstance(p, (CountProbe, CoverageProbe))]
+        for p in host:
+            if isinstance(p, (OperandProbe, TraceProbe)):
+                raise ProbeError(f"{type(p).__name__} cannot be an entry/exit probe")
+        if host:
+            code += self.host_call(loc, _union_reads(host), stack, ftype, f, temp)
+        return code
+
+    def wrap_exit(self, body: list[Instr], ftype: FuncType, f: Function,
+                  probes: list[Probe], temp) -> list[Instr]:  # type: ignore[no-untyped-def]
+        """Turn every normal exit into a branch to one exit site after the body."""
+        results = ftype.results
+        bt = self._block_type(FuncType((), results))
+        out = [_ins("block", bt)]
+        depth = 0
+        for ins in body[:-1]:  # the final `end` closes the new block instead
+            name = ins.op.name
+            if name in ("block", "loop", "if"):
+                depth += 1
+            elif name == "end":
+                depth -= 1
+            if name == "return":
+                new = Instr(_op("br"), depth, ins.pc)
+                out.append(new)
+                continue
+            out.append(ins)
+        final = body[-1]
+        out.append(Instr(final.op, None, -1))
+        out += self.site_code(Location(f.index, EXIT), probes, ftype, f, temp, results)
+        out.append(Instr(final.op, None, final.pc))
+        return out
+
+    def _block_type(self, sig: FuncType) -> BlockType:
+        if not sig.params and len(sig.results) <= 1:
+            return BlockType(result=sig.results[0]) if sig.results else EMPTY_BLOCK
+        return BlockType(type_index=self._type_index(sig))
+
+    def host_call(self, loc: Location, reads: FrameReads, stack: tuple, ftype: FuncType,
+                  f: Function, temp, is_global: bool = False) -> list[Instr]:  # type: ignore[no-untyped-def]
+        """Call the host dispatcher for ``loc``, passing the frame parts ``reads`` names."""
+        k = reads.operands
+        if k > len(stack) or any(t is None for t in stack[len(stack) - k:]):
+            return []  # unreachable code (unknown operand types): never executes
+        operand_types = [t for t in stack[len(stack) - k:]] if k else []
+        local_types = []
+        for li in reads.locals:
+            t = f.local_type(ftype.params, li)
+            if t is None:
+                raise ProbeError(f"probe at {loc} reads local {li}, but function {f.index} "
+                                 f"has no such local")
+            local_types.append(t)
+        for t in operand_types + local_types:
+            if t.code == 0x7B:
+                raise ProbeError(f"probe at {loc} reads a v128 value, which host calls "
+                                 f"cannot receive")
+        sig = FuncType((I32, *operand_types, *local_types), ())
+        slot = self._slot(sig)
+        site = len(self.layout.sites)
+        self.layout.sites.append(Site(loc, slot, reads, is_global))
+        code: list[Instr] = []
+        saved: list[int] = []
+        if k:
+            counts: dict[ValType, int] = {}
+            for t in reversed(operand_types):  # pop from the top into temps
+                idx = temp(t, counts.get(t, 0))
+                counts[t] = counts.get(t, 0) + 1
+                saved.append(idx)
+                code.append(_ins("local.set", idx))
+            saved.reverse()
+            code += [_ins("local.get", i) for i in saved]
+        code.append(_ins("i32.const", site))
+        code += [_ins("local.get", i) for i in saved]
+        code += [_ins("local.get", li) for li in reads.locals]
+        code += [_ins("i32.const", slot),
+                 _ins("call_indirect", (self._type_index(sig), self.table))]
+        return code
+
+    def operand_code(self, f: Function, ins: Instr, p: OperandProbe, stack: tuple,
+                     temp) -> list[Instr]:  # type: ignore[no-untyped-def]
+        """Inline histogram of the value ``ins`` consumes."""
+        name = ins.op.name
+        if not stack or stack[-1] is None:
+            return []  # unreachable code
+        slots, mode = _operand_slots(self.m, ins)
+        key = id(p)
+        if key in self.layout.histograms:
+            off, have = self.layout.histograms[key]
+            if have != slots:
+                raise ProbeError(f"one OperandProbe inserted at instructions of different "
+                                 f"kinds ({name} needs {slots} slots, it has {have})")
+        else:
+            off = self.layout.alloc(8 * slots)
+            self.layout.histograms[key] = (off, slots)
+        idx = temp(I32, 0)
+        scratch = temp(I32, 1)
+        if mode == "cond":
+            return [_ins("local.tee", idx), _ins("local.get", idx), _ins("i32.eqz"),
+                    _ins("i32.eqz"), _ins("local.set", idx)] + self.histogram_add(
+                        off, slots, idx, scratch)
+        if mode == "index":
+            return [_ins("local.tee", idx)] + self.histogram_add(off, slots, idx, scratch)
+        # Memory access: the address is under the stored value (if any).
+        addr_depth = 1 if ins.op.is_store or len(ins.op.pops) == 2 else 0
+        code: list[Instr] = []
+        value_t = stack[-1]
+        hold = None
+        if addr_depth:
+            hold = temp(value_t, 0 if value_t is not I32 else 2)
+            code.append(_ins("local.set", hold))
+        offset = ins.imm[1]
+        wide = temp(I64, 1)
+        code += [
+            _ins("local.tee", idx), _ins("i64.extend_i32_u"), _ins("i64.const", offset),
+            _ins("i64.add"), _ins("i64.const", 16), _ins("i64.shr_u"),
+            _ins("local.tee", wide), _ins("i64.const", _PAGES_TRACKED - 1),
+            _ins("local.get", wide), _ins("i64.const", _PAGES_TRACKED - 1), _ins("i64.lt_u"),
+            _ins("select"), _ins("i32.wrap_i64"), _ins("local.set", scratch),
+        ]
+        code += self.histogram_add(off, slots, scratch, temp(I32, 3))
+        if hold is not None:
+            code.append(_ins("local.get", hold))
+        return code
+
+    def trace_code(self, loc: Location, p: TraceProbe, stack: tuple,
+                   temp) -> list[Instr]:  # type: ignore[no-untyped-def]
+        """Append (site, value) to the ring buffer; flush through slot 0 when full."""
+        layout = self.layout
+        if not layout.trace_buf:
+            layout.trace_capacity = self.trace_capacity
+            layout.trace_buf = layout.alloc(_TRACE_ENTRY * self.trace_capacity, 16)
+        site = len(layout.trace_sites)
+        layout.trace_sites.append(loc)
+        pos = temp(I32, 4)
+        code: list[Instr] = []
+        value: list[Instr] = [_ins("i64.const", 0)]
+        if p.with_value and stack and stack[-1] is not None and stack[-1].is_num:
+            t = stack[-1]
+            v = temp(t, 5 if t is I32 else 0)
+            code.append(_ins("local.tee", v))
+            value = [_ins("local.get", v)]
+            if t is I32:
+                value.append(_ins("i64.extend_i32_u"))
+            elif t is F32:
+                value += [_ins("i32.reinterpret_f32"), _ins("i64.extend_i32_u")]
+            elif t is F64:
+                value.append(_ins("i64.reinterpret_f64"))
+        buf = layout.trace_buf
+        cap_bytes = _TRACE_ENTRY * layout.trace_capacity
+        flush_type = self._type_index(FuncType((), ()))
+        code += [
+            _ins("i32.const", 0), _ins("i32.load", self._memarg(_TRACE_POS, 2)),
+            _ins("local.tee", pos), _ins("i32.const", site),
+            _ins("i32.store", self._memarg(buf, 2)),
+            _ins("local.get", pos), *value, _ins("i64.store", self._memarg(buf + 8, 3)),
+            _ins("i32.const", 0),
+            _ins("local.get", pos), _ins("i32.const", _TRACE_ENTRY), _ins("i32.add"),
+            _ins("local.tee", pos), _ins("i32.store", self._memarg(_TRACE_POS, 2)),
+            _ins("local.get", pos), _ins("i32.const", cap_bytes), _ins("i32.ge_u"),
+            _ins("if", EMPTY_BLOCK),
+            _ins("i32.const", 0), _ins("call_indirect", (flush_type, self.table)),
+            _ins("end"),
+        ]
+        return code
+
+
+def _operand_slots(m: Module, ins: Instr) -> tuple[int, str]:
+    op: OpInfo = ins.op
+    name = op.name
+    if name in ("br_if", "if"):
+        return 2, "cond"
+    if name == "br_table":
+        return len(ins.imm[0]) + 1, "index"
+    if name == "call_indirect":
+        tables = m.all_tables()
+        size = tables[ins.imm[1]].limits.min if ins.imm[1] < len(tables) else 0
+        return max(1, size) + 1, "index"
+    if op.mem_bytes and op.imm == "memarg":
+        return _PAGES_TRACKED, "page"
+    raise ProbeError(f"OperandProbe cannot observe {name}: it works on br_if, if, br_table, "
+                     f"call_indirect, loads and stores")
+
+
+def _union_reads(probes: Iterable[Probe]) -> FrameReads:
+    locals_: list[int] = []
+    operands = 0
+    memory = False
+    for p in probes:
+        r = p.reads
+        for li in r.locals:
+            if li not in locals_:
+                locals_.append(li)
+        operands = max(operands, r.operands)
+        memory = memory or r.memory
+    return FrameReads(tuple(locals_), operands, memory)
+
+
+def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096) -> Woven:
+    """Instrument ``module`` with the probes in ``probes`` (a snapshot is taken)."""
+    return _Weaver(module, probes, trace_capacity).run()
+
