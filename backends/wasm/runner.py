@@ -177,6 +177,8 @@ class WasmInstance:
         self.layout: Layout = exe.woven.layout
         self.stats = RunStats()
         self._trap_point: _TrapPoint | None = None
+        self._frozen: bytes | None = None
+        self._firsts: dict[int, list[int]] = {}
         self.store = wasmtime.Store(exe.engine)
         if exe.options.fuel:
             self.store.set_fuel(exe.options.fuel)
@@ -231,6 +233,8 @@ class WasmInstance:
 
     # -- intrinsic probes: live readers over the state memory ---------------------------------
     def _state_bytes(self, start: int, size: int) -> bytes:
+        if self._frozen is not None:
+            return self._frozen[start:start + size]
         return bytes(self._state.read(self.store, start, start + size))
 
     def _u64(self, offset: int) -> int:
@@ -243,10 +247,10 @@ class WasmInstance:
         """(block first index, instruction index) of an original location."""
         pcs = self.layout.pcs[loc.func]
         index = bisect.bisect_left(pcs, loc.pc)
-        blocks = self.layout.blocks[loc.func]
-        firsts = [b.first for b in blocks]
-        b = blocks[bisect.bisect_right(firsts, index) - 1]
-        return b.first, index
+        firsts = self._firsts.get(loc.func)
+        if firsts is None:
+            firsts = self._firsts[loc.func] = [b.first for b in self.layout.blocks[loc.func]]
+        return firsts[bisect.bisect_right(firsts, index) - 1], index
 
     def _after_trap(self, func: int, first: int, index: int) -> bool:
         """Whether instruction ``index`` (in the block starting at ``first``) lies past
@@ -297,6 +301,7 @@ class WasmInstance:
         return {i: v for i, v in enumerate(values) if v}
 
     def _bind_intrinsics(self) -> None:
+        histograms_bound: set[int] = set()  # one histogram per probe, wherever inserted
         for loc, probes in self.exe.snapshot.items():
             inline = self._inline.setdefault(loc, set())
             for p in probes:
@@ -307,7 +312,9 @@ class WasmInstance:
                 elif isinstance(p, OperandProbe):
                     if id(p) not in self.layout.histograms:
                         continue  # only in unreachable code
-                    p._bind(lambda p=p: self.histogram(p))
+                    if id(p) not in histograms_bound:
+                        histograms_bound.add(id(p))
+                        p._bind(lambda p=p: self.histogram(p))
                 elif not isinstance(p, TraceProbe):
                     continue
                 inline.add(id(p))
@@ -377,6 +384,7 @@ class WasmInstance:
 
     # -- running ---------------------------------------------------------------------------
     def _invoke(self, fn: Any, args: tuple[Any, ...]) -> Any:
+        self._frozen = None  # the guest runs again: read live state
         try:
             return fn(self.store, *args)
         except wasmtime.ExitTrap as e:
@@ -434,8 +442,11 @@ class WasmInstance:
         return 0
 
     def _finish(self) -> None:
-        """The guest stopped (return, exit or trap): deliver buffered trace events."""
+        """The guest stopped (return, exit or trap): deliver buffered trace events and
+        snapshot the probe state so reading thousands of counters is cheap."""
+        self._frozen = None
         self._flush_trace()
+        self._frozen = bytes(self._state.read(self.store, 0, self.layout.state_size))
 
     def close(self) -> None:
         """Settle intrinsic probes (keep their final values) and release the store."""

@@ -489,7 +489,8 @@ class _Weaver:
         offset = ins.imm[1]
         wide = temp(I64, 1)
         code += [
-            _ins("local.tee", idx), _ins("i64.extend_i32_u"), _ins("i64.const", offset),
+            _ins("local.tee", idx), _ins("local.get", idx), _ins("i64.extend_i32_u"),
+            _ins("i64.const", offset),
             _ins("i64.add"), _ins("i64.const", 16), _ins("i64.shr_u"),
             _ins("local.tee", wide), _ins("i64.const", _PAGES_TRACKED - 1),
             _ins("local.get", wide), _ins("i64.const", _PAGES_TRACKED - 1), _ins("i64.lt_u"),
