@@ -26,6 +26,10 @@ class CompileOptions:
     """Cache compiled code on disk, keyed by content hash."""
     cache_dir: str | None = None
     """Cache location (default: $PROBES_CACHE_DIR or ~/.cache/probes)."""
+    dynamic: bool = False
+    """Arm every instruction so probes can be inserted anywhere during a run (slow:
+    a flag test per instruction). Otherwise only locations that had probes at
+    compile time accept probes during a run."""
     fuel: int = 0
     """wasm backend: run with wasmtime fuel metering and this budget (0: off)."""
     opt_level: int = 2

@@ -179,6 +179,10 @@ class CoverageProbe(_Intrinsic):
             self._hit = any(src() for src in self._sources)
         return self._hit
 
+    def _settle(self, source: Callable[[], Any]) -> None:
+        self._hit = self._hit or bool(source())
+        self._sources.remove(source)
+
     def fire(self, loc: DynamicLoc) -> None:
         self._hit = True
 

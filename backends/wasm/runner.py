@@ -108,7 +108,7 @@ class WasmBackend:
         options = options or CompileOptions()
         probes = probes if probes is not None else ProbeSet(module)
         snapshot = probes.copy()
-        woven = weave(module, snapshot, options.trace_capacity)
+        woven = weave(module, snapshot, options.trace_capacity, options.dynamic)
         fuel = options.fuel
         engine = _engine(fuel)
         try:
@@ -200,7 +200,11 @@ class WasmInstance:
         self._memory = ex[self.layout.memory_export] if self.layout.memory_export else None
         self._fill_table(ex[TABLE_EXPORT])
         self._inline: dict[Location, set[int]] = {}
+        self._site_locs = {site.loc for site in self.layout.sites}
         self._bind_intrinsics()
+        for loc, flag in self.layout.armed.items():
+            if exe.probes.at(loc) or exe.probes.global_probes:
+                self._write_flag(flag, b"\x01")
         self._unsubscribe = exe.probes.subscribe(self._on_change)
         if self.layout.moved_start is not None:
             self._invoke(ex[START_EXPORT], ())
@@ -321,20 +325,48 @@ class WasmInstance:
 
     def _on_change(self, kind: str, loc: Location | None, probe: Probe) -> None:
         """A probe was inserted or removed while this instance is live."""
-        if not isinstance(probe, _INTRINSIC) or loc is None:
-            return  # host-dispatched probes are looked up live at each firing
+        layout = self.layout
+        if loc is None:  # global probes
+            if layout.armed:
+                on = b"\x01" if self.exe.probes.global_probes else None
+                for l2, flag in layout.armed.items():
+                    self._write_flag(flag, on or self._wanted(l2))
+            elif kind == "insert" and not any(s.is_global for s in layout.sites):
+                raise ProbeError("global probes inserted during a run need a module compiled "
+                                 "with dynamic=True (or a global probe at compile time)")
+            return
+        if loc in layout.armed:
+            self._write_flag(layout.armed[loc], self._wanted(loc))
         inline = self._inline.get(loc, set())
-        if kind == "remove" and id(probe) in inline:
-            if probe in self.exe.probes.at(loc):
-                return  # still there at another position
-            inline.discard(id(probe))
-            self._settle_one(probe)
-        # An intrinsic inserted during the run fires through the host at armed sites.
+        if kind == "remove":
+            if id(probe) in inline and not any(p is probe for p in self.exe.probes.at(loc)):
+                inline.discard(id(probe))
+                self._settle_one(probe)
+            return
+        if loc in self._site_locs:
+            return  # fired by the host dispatcher from now on
+        if isinstance(probe, CountProbe) and loc.pc >= 0 and loc.func in layout.pcs:
+            first, _ = self._block_of(loc)
+            if (loc.func, first) in layout.block_counters:
+                base = self.count_at(loc)
+                probe._bind(lambda: self.count_at(loc) - base)
+                inline.add(id(probe))
+                self._inline[loc] = inline
+                return
+        raise ProbeError(f"cannot insert a probe at {loc} during a run: no site was woven "
+                         f"there (compile with dynamic=True to arm every location)")
+
+    def _wanted(self, loc: Location) -> bytes:
+        probes = self.exe.probes
+        return b"\x01" if probes.at(loc) or probes.global_probes else b"\x00"
+
+    def _write_flag(self, offset: int, value: bytes) -> None:
+        self._state.write(self.store, value, offset)
 
     def _settle_one(self, probe: Probe) -> None:
-        for src in list(getattr(probe, "_sources", ())):
-            settle = getattr(probe, "_settle", None)
-            if settle is not None:
+        settle = getattr(probe, "_settle", None)
+        if settle is not None:
+            for src in list(getattr(probe, "_sources", ())):
                 settle(src)
 
     # -- host dispatch ---------------------------------------------------------------------

@@ -113,6 +113,8 @@ class Layout:
     """Original pc of each instruction index, per instrumented function."""
     offset_maps: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
     """func -> (woven pcs ascending, original pc at each), for instrumented bodies."""
+    armed: dict[Location, int] = field(default_factory=dict)
+    """Armed sites (dynamic mode): location -> flag byte that enables its host call."""
     moved_start: int | None = None
     """The original start function, now exported as START_EXPORT."""
     memory_export: str | None = None
@@ -137,9 +139,11 @@ class Woven:
 
 
 class _Weaver:
-    def __init__(self, module: Module, probes: ProbeSet, trace_capacity: int) -> None:
+    def __init__(self, module: Module, probes: ProbeSet, trace_capacity: int,
+                 dynamic: bool) -> None:
         self.m = module
         self.ps = probes
+        self.dynamic = dynamic
         self.layout = Layout()
         self.trace_capacity = trace_capacity
         self.new_types: list[FuncType] = []
@@ -202,7 +206,8 @@ class _Weaver:
         for loc, probes in self.ps.items():
             by_func.setdefault(loc.func, {}).setdefault(loc.pc, []).extend(probes)
         global_probes = self.ps.global_probes
-        funcs = m.functions if global_probes else [m.function(f) for f in sorted(by_func)]
+        every = bool(global_probes) or self.dynamic
+        funcs = m.functions if every else [m.function(f) for f in sorted(by_func)]
         new_bodies: dict[int, tuple[list[Instr], list[tuple[int, ValType]]]] = {}
         for f in funcs:
             new_bodies[f.index] = self.weave_function(f, by_func.get(f.index, {}),
@@ -278,7 +283,7 @@ class _Weaver:
         block_of_index: list[CountingBlock] = []
         for b in blocks:
             block_of_index.extend([b] * (b.last - b.first + 1))
-        needs_stacks = global_site or any(
+        needs_stacks = global_site or self.dynamic or any(
             not isinstance(p, (CountProbe, CoverageProbe)) for ps in probes_at.values()
             for p in ps)
         stacks = operand_stacks(m, f) if needs_stacks else None
@@ -340,11 +345,19 @@ class _Weaver:
                 elif isinstance(p, TraceProbe):
                     assert stacks is not None
                     code += self.trace_code(Location(f.index, ins.pc), p, stacks[i], temp)
-            if host or global_site:
+            if host or global_site or self.dynamic:
                 assert stacks is not None
+                loc = Location(f.index, ins.pc)
                 reads = _union_reads(host + (list(self.ps.global_probes) if global_site else []))
-                site_code = self.host_call(Location(f.index, ins.pc), reads, stacks[i], ftype,
-                                           f, temp, is_global=global_site)
+                site_code = self.host_call(loc, reads, stacks[i], ftype, f, temp,
+                                           is_global=global_site or self.dynamic)
+                if self.dynamic and site_code:
+                    # Armed site: the host flips its flag as probes come and go.
+                    flag = layout.alloc(1, 1)
+                    layout.armed[loc] = flag
+                    site_code = [_ins("i32.const", 0),
+                                 _ins("i32.load8_u", self._memarg(flag, 0)),
+                                 _ins("if", EMPTY_BLOCK), *site_code, _ins("end")]
                 code += site_code
             if code:
                 pre.setdefault(i, []).extend(code)
@@ -574,7 +587,12 @@ def _union_reads(probes: Iterable[Probe]) -> FrameReads:
     return FrameReads(tuple(locals_), operands, memory)
 
 
-def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096) -> Woven:
-    """Instrument ``module`` with the probes in ``probes`` (a snapshot is taken)."""
-    return _Weaver(module, probes, trace_capacity).run()
+def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
+          dynamic: bool = False) -> Woven:
+    """Instrument ``module`` with the probes in ``probes``.
+
+    With ``dynamic``, every instruction gets an armed site (a flag test and a
+    host call when set), so probes can be inserted anywhere during a run.
+    """
+    return _Weaver(module, probes, trace_capacity, dynamic).run()
 
