@@ -13,7 +13,7 @@ from .decoder import decode
 from .errors import DecodeError, ProbesError
 from .module import Module
 
-__all__ = ["load", "load_bytes", "compile_c", "wat_to_wasm", "CACHE_DIR"]
+__all__ = ["load", "load_bytes", "compile_c", "wat_to_wasm", "CACHE_DIR", "ProgramNotFound"]
 
 CACHE_DIR = Path(os.environ.get("PROBES_CACHE_DIR", Path.home() / ".cache" / "probes"))
 """Where compiled C programs (and later, compiled modules) are cached."""
@@ -61,13 +61,19 @@ def compile_c(path: Path, flags: tuple[str, ...] = ("-O2",)) -> bytes:
     return data
 
 
+class ProgramNotFound(ProbesError):
+    """The program file does not exist or cannot be read."""
+
+
 def load_bytes(path: str | os.PathLike[str]) -> bytes:
     """The binary module for a program file, by extension."""
     p = Path(path)
     if not p.exists():
-        raise ProbesError(f"{p}: no such file")
+        raise ProgramNotFound(f"{p}: no such file")
     if p.is_dir():
-        raise ProbesError(f"{p}: is a directory")
+        raise ProgramNotFound(f"{p}: is a directory")
+    if not os.access(p, os.R_OK):
+        raise ProgramNotFound(f"{p}: permission denied")
     suffix = p.suffix.lower()
     if suffix in (".wat", ".wast"):
         return wat_to_wasm(p.read_text(encoding="utf-8", errors="replace"))

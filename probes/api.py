@@ -11,7 +11,7 @@ import hashlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 from .backends.base import CompileOptions, WasiOptions, get_backend
 from .ir import Module, ProbeError, Trap, load_bytes
@@ -69,7 +69,8 @@ def run(program: str | os.PathLike[str] | Module | bytes,
         dirs: Sequence[tuple[str, str]] = (), invoke: str | None = None,
         args: Sequence[Any] = (), stdin: str | None = None, stdout: str | None = None,
         stderr: str | None = None, imports: dict[str, dict[str, Any]] | None = None,
-        options: CompileOptions | None = None, probes: ProbeSet | None = None) -> RunResult:
+        options: CompileOptions | None = None, probes: ProbeSet | None = None,
+        progress: Callable[[str], ContextManager[Any]] | None = None) -> RunResult:
     """Run a WASI program (or one export with ``invoke``) under ``monitors``.
 
     A trap does not raise: it is returned in `RunResult.trap`, with the profile
@@ -84,7 +85,11 @@ def run(program: str | os.PathLike[str] | Module | bytes,
         extra = mon.compile_options()
         if extra:
             opts = replace(opts, **extra)
-    exe = get_backend(backend).compile(module, ps, opts)
+    if progress is not None:
+        with progress(f"compiling {name} ({module.code_size} bytes of code)"):
+            exe = get_backend(backend).compile(module, ps, opts)
+    else:
+        exe = get_backend(backend).compile(module, ps, opts)
     prog = "program" if name.startswith("<") else Path(name).name
     wasi = WasiOptions(argv=[prog, *(argv or ())], env=dict(env or {}), preopens=list(dirs),
                        stdin=stdin, stdout=stdout, stderr=stderr)

@@ -26,7 +26,8 @@ from typing import Any
 
 from .ir import ProbesError
 from .ir.decoder import decode
-from .ir.errors import DecodeError
+from .ir.errors import DecodeError, LinkError, UnsupportedFeature, ValidationError
+from .ir.loader import ProgramNotFound
 from .ir.features import FEATURES, features_used
 from .ir.leb import read_u32
 from .ir.loader import load_bytes
@@ -294,6 +295,266 @@ def _cfg(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- running ------------------------------------------------------------------------------
+EXIT_USAGE = 2
+"""Bad command line (argparse)."""
+EXIT_UNKNOWN_MONITOR = 3
+"""``--monitor`` names no registered monitor."""
+EXIT_BAD_OPTION = 4
+"""A monitor option is unknown or has a bad value."""
+EXIT_LINK = 5
+"""An import of the program could not be satisfied."""
+EXIT_BAD_MODULE = 65
+"""The module is malformed, invalid or uses an unsupported feature (EX_DATAERR)."""
+EXIT_NO_INPUT = 66
+"""The program file is missing or unreadable (EX_NOINPUT)."""
+EXIT_TRAP = 134
+"""The guest trapped (like wasmtime's CLI: 128 + SIGABRT)."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C."""
+
+
+class _MonitorSpecError(ProbesError):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _monitors(specs: Sequence[str]) -> list[Any]:
+    from .ir.errors import ProbeError
+    from .monitors import available, create
+
+    out = []
+    for spec in specs:
+        name = spec.partition(":")[0]
+        if name not in available():
+            raise _MonitorSpecError(f"unknown monitor {name!r} (available: "
+                                    f"{', '.join(available())}; see `probes monitors`)",
+                                    EXIT_UNKNOWN_MONITOR)
+        try:
+            out.append(create(spec))
+        except ProbeError as e:
+            raise _MonitorSpecError(str(e), EXIT_BAD_OPTION) from None
+    return out
+
+
+def _dirs(specs: Sequence[str]) -> list[tuple[str, str]]:
+    out = []
+    for spec in specs:
+        host, sep, guest = spec.partition(":")
+        if not os.path.isdir(host):
+            raise ProbesError(f"--dir {spec}: {host} is not a directory")
+        out.append((host, guest if sep else host))
+    return out
+
+
+def _env(specs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or not key:
+            raise ProbesError(f"--env {spec!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+class _Progress:
+    """Says what is going on when a step takes long (compiling a large module)."""
+
+    def __init__(self, what: str, delay: float = 0.5) -> None:
+        import threading
+        import time
+
+        self.what = what
+        self.delay = delay
+        self._start = time.monotonic()
+        self._shown = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        if not self._done.wait(self.delay):
+            self._shown = True
+            sys.stderr.write(f"probes: {self.what}...\n")
+            sys.stderr.flush()
+
+    def __enter__(self) -> _Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import time
+
+        self._done.set()
+        self._thread.join()
+        if self._shown and exc[0] is None:
+            sys.stderr.write(f"probes: {self.what}: done in "
+                             f"{time.monotonic() - self._start:.1f} s\n")
+
+
+RUN_ARGS = (
+    PROG,
+    arg("--backend", "-b", default="wasm", choices=("wasm", "native"),
+        help="execution backend (default: wasm, on wasmtime)"),
+    arg("--dir", action="append", default=[], metavar="HOST[:GUEST]",
+        help="preopen a host directory for the program (repeatable)"),
+    arg("--env", action="append", default=[], metavar="KEY=VALUE",
+        help="set an environment variable for the program (repeatable)"),
+    arg("--invoke", nargs="+", metavar=("EXPORT", "ARG"),
+        help="call an exported function with arguments instead of running _start"),
+    arg("--stdin", metavar="FILE", help="read the program's stdin from FILE"),
+    arg("program_args", nargs="*", metavar="-- ARGS",
+        help="arguments for the program (after --)"),
+)
+
+
+def _execute(args: argparse.Namespace, monitor_specs: Sequence[str]) -> int:
+    """Run the program under monitors; shared by `run` and `trace`."""
+    from .api import run
+
+    monitors = _monitors(monitor_specs)
+    invoke = args.invoke[0] if args.invoke else None
+    invoke_args = tuple(args.invoke[1:]) if args.invoke else ()
+    result = run(args.prog, monitors, backend=args.backend, argv=args.program_args,
+                 env=_env(args.env), dirs=_dirs(args.dir), invoke=invoke, args=invoke_args,
+                 stdin=args.stdin, progress=_Progress)
+    out = getattr(args, "output", None)
+    if out:
+        result.profile.save(out)
+    report_file = getattr(args, "report", None)
+    texts = [text for _, text in result.reports()]
+    if texts:
+        body = "\n\n".join(texts) + "\n"
+        if report_file:
+            Path(report_file).write_text(body, encoding="utf-8")
+        else:
+            sys.stdout.flush()
+            sys.stderr.write(body)
+    if invoke is not None and result.trap is None and not result.interrupted:
+        value = result.value
+        if value is not None:
+            sys.stdout.write(f"{value}\n")
+    if result.interrupted:
+        _error("interrupted" + (f"; profile written to {out}" if out else ""))
+        return EXIT_INTERRUPTED
+    if result.trap is not None:
+        t = result.trap
+        module = result.module
+        where = ""
+        if t.location is not None:
+            name = module.func_name(t.location.func)
+            where = (f" in {name}" if name else "") + \
+                f" (func {t.location.func} pc {t.location.pc}, module offset " \
+                f"0x{module.offset_of(t.location):x})"
+        _error(f"trap: {t.kind}{where}" + (f"; profile written to {out}" if out else ""))
+        return EXIT_TRAP
+    return result.exit_code or 0
+
+
+@command("run", "run a WASI program (or one export) on a backend, without probes",
+         *RUN_ARGS)
+def _run_cmd(args: argparse.Namespace) -> int:
+    """Run a WASI program with stdio passed through; exits with its exit code.
+
+    Example: probes run examples/interp.wasm -- 3"""
+    return _execute(args, [])
+
+
+@command("trace", "run a program under monitors and collect a profile",
+         *RUN_ARGS,
+         arg("--monitor", "-m", action="append", default=[], metavar="NAME[:K=V,...]",
+             help="attach a monitor (repeatable; see `probes monitors`)"),
+         arg("-o", "--output", metavar="OUT.json", help="write the whole profile as JSON"),
+         arg("--report", metavar="FILE", help="write the monitors' summaries to FILE "
+                                              "instead of stderr"))
+def _trace(args: argparse.Namespace) -> int:
+    """Run a WASI program (or one export with --invoke) under monitors.
+
+    The program's stdio is passed through and probes exits with the program's
+    exit code. Each monitor prints a summary to stderr (or --report FILE) and
+    the whole profile goes to -o OUT.json, also when the program traps.
+
+    Examples:
+      probes trace examples/fib.wasm -m icount -m branches -o fib.json
+      probes trace examples/loop.wat -m coverage --invoke run 10
+      probes trace prog.wasm -m hotness:top=5 --dir data:/data -- input.txt"""
+    return _execute(args, args.monitor or ["icount"])
+
+
+@command("monitors", "list the available monitors and their options")
+def _monitors_cmd(args: argparse.Namespace) -> int:
+    """List every monitor with its help text and options (NAME:KEY=VALUE,...)."""
+    from .monitors import available, options_help
+
+    for name, cls in available().items():
+        sys.stdout.write(f"{name:<10} {cls.help}\n")
+        for opt, text, default in options_help(cls):
+            sys.stdout.write(f"{'':<12}{opt}={default!r}: {text}\n")
+    return 0
+
+
+@command("instrument", "write the instrumented module for any engine with multi-memory",
+         PROG,
+         arg("--monitor", "-m", action="append", default=[], metavar="NAME[:K=V,...]",
+             help="monitor whose probes to weave in (repeatable)"),
+         arg("-o", "--output", required=True, metavar="OUT.wasm", help="where to write"),
+         arg("--layout", metavar="FILE", help="also write the probe-state layout as JSON"))
+def _instrument(args: argparse.Namespace) -> int:
+    """Weave the monitors' probes into the program and write the result.
+
+    The woven module exports its probe state as memory `__probes_state`
+    (counters and flags at the offsets in --layout) and a funcref table
+    `__probes_table` that must be filled with host callbacks before any
+    Python-callback probe fires (monitors that only count need nothing)."""
+    from .api import prepare
+    from .backends.wasm.weaver import weave
+    from .probeset import ProbeSet
+
+    monitors = _monitors(args.monitor)
+    module, _, _ = prepare(args.prog)
+    probes = ProbeSet(module)
+    for mon in monitors:
+        mon.attach(module, probes)
+    with _Progress(f"weaving {args.prog}"):
+        woven = weave(module, probes)
+    _atomic_write(args.output, woven.wasm)
+    if args.layout:
+        _atomic_write(args.layout, json.dumps(_layout_json(woven), indent=1).encode())
+    sys.stderr.write(f"probes: wrote {args.output} ({len(woven.wasm)} bytes, "
+                     f"{woven.layout.state_size} bytes of probe state)\n")
+    return 0
+
+
+def _layout_json(woven: Any) -> dict[str, Any]:
+    lay = woven.layout
+    return {
+        "state_memory": "__probes_state", "callback_table": "__probes_table",
+        "state_size": lay.state_size,
+        "block_counters": [{"func": f, "first_instr": i, "offset": off,
+                            "pc": lay.pcs[f][i]} for (f, i), off in
+                           sorted(lay.block_counters.items())],
+        "coverage_flags": [{"func": f, "first_instr": i, "offset": off,
+                            "pc": lay.pcs[f][i]} for (f, i), off in
+                           sorted(lay.cov_entry.items())],
+        "histograms": [{"offset": off, "slots": n} for off, n in lay.histograms.values()],
+        "callback_sites": [{"func": s.loc.func, "pc": s.loc.pc, "slot": s.slot}
+                           for s in lay.sites],
+        "trace_buffer": {"offset": lay.trace_buf, "capacity": lay.trace_capacity,
+                         "entry_bytes": 16} if lay.trace_buf else None,
+    }
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    import tempfile
+
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
+                               prefix=f".{target.name}.")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, target)
+
+
 # -- entry point ------------------------------------------------------------------------
 def _error(message: str) -> None:
     one_line = " ".join(part.strip() for part in message.splitlines() if part.strip())
@@ -319,17 +580,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return result
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except _MonitorSpecError as e:
+        _error(str(e))
+        return e.code
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly, and keep Python
         # from complaining again when it flushes stdout at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except DecodeError as e:
+    except (DecodeError, ValidationError, UnsupportedFeature) as e:
         prog = getattr(args, "prog", None)
         _error(f"{prog}: {e}" if prog else str(e))
-        return 1
+        return EXIT_BAD_MODULE
+    except LinkError as e:
+        _error(str(e))
+        return EXIT_LINK
+    except ProgramNotFound as e:
+        _error(str(e))
+        return EXIT_NO_INPUT
     except ProbesError as e:
         _error(str(e))
         return 1

@@ -68,9 +68,14 @@ def run(installed: None, tmp_path: Path) -> Run:
     return _run
 
 
-def assert_user_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    """Exit 1, nothing on stdout, one ``probes: error:`` line on stderr."""
-    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+NO_INPUT = cli.EXIT_NO_INPUT
+BAD_MODULE = cli.EXIT_BAD_MODULE
+
+
+def assert_user_error(proc: subprocess.CompletedProcess[str], *needles: str,
+                      code: int = 1) -> None:
+    """Exit ``code``, nothing on stdout, one ``probes: error:`` line on stderr."""
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
@@ -186,13 +191,13 @@ def test_inspect_relative_path(run: Run, tmp_path: Path) -> None:
 
 # -- user errors ---------------------------------------------------------------------------
 def test_missing_file(run: Run) -> None:
-    assert_user_error(run("inspect", "nope.wasm"), "nope.wasm", "no such file")
-    assert_user_error(run("cfg", "nope.wasm", "--func", "0"), "no such file")
+    assert_user_error(run("inspect", "nope.wasm"), "nope.wasm", "no such file", code=NO_INPUT)
+    assert_user_error(run("cfg", "nope.wasm", "--func", "0"), "no such file", code=NO_INPUT)
 
 
 def test_directory(run: Run, tmp_path: Path) -> None:
     (tmp_path / "d.wasm").mkdir()
-    assert_user_error(run("inspect", "d.wasm"), "directory")
+    assert_user_error(run("inspect", "d.wasm"), "directory", code=NO_INPUT)
 
 
 @pytest.mark.parametrize("content", [
@@ -203,14 +208,14 @@ def test_directory(run: Run, tmp_path: Path) -> None:
 ])
 def test_malformed_module(run: Run, tmp_path: Path, content: bytes) -> None:
     (tmp_path / "bad.wasm").write_bytes(content)
-    assert_user_error(run("inspect", "bad.wasm"), "bad.wasm")
-    assert_user_error(run("cfg", "bad.wasm"), "bad.wasm")
+    assert_user_error(run("inspect", "bad.wasm"), "bad.wasm", code=BAD_MODULE)
+    assert_user_error(run("cfg", "bad.wasm"), "bad.wasm", code=BAD_MODULE)
 
 
 def test_truncated_module(run: Run, tmp_path: Path) -> None:
     data = (EXAMPLES / "fib.wasm").read_bytes()
     (tmp_path / "cut.wasm").write_bytes(data[: len(data) // 2])
-    assert_user_error(run("inspect", "cut.wasm"), "offset 0x")
+    assert_user_error(run("inspect", "cut.wasm"), "offset 0x", code=BAD_MODULE)
 
 
 def test_malformed_function_body(run: Run, tmp_path: Path,
@@ -220,13 +225,13 @@ def test_malformed_function_body(run: Run, tmp_path: Path,
     at = data.rindex(b"\x01\x01\x01\x0b")
     data[at + 1] = 0xFF  # an illegal opcode
     (tmp_path / "body.wasm").write_bytes(bytes(data))
-    assert_user_error(run("inspect", "body.wasm"), "illegal opcode")
-    assert_user_error(run("cfg", "body.wasm", "--func", "0"), "illegal opcode")
+    assert_user_error(run("inspect", "body.wasm"), "illegal opcode", code=BAD_MODULE)
+    assert_user_error(run("cfg", "body.wasm", "--func", "0"), "illegal opcode", code=BAD_MODULE)
 
 
 def test_bad_wat(run: Run, tmp_path: Path) -> None:
     (tmp_path / "bad.wat").write_text("(module (func (i32.frobnicate)))")
-    assert_user_error(run("inspect", "bad.wat"), "bad.wat")
+    assert_user_error(run("inspect", "bad.wat"), "bad.wat", code=BAD_MODULE)
 
 
 # -- cfg -------------------------------------------------------------------------------------
@@ -318,5 +323,85 @@ def test_ctrl_c_exits_130_quietly(capsys: pytest.CaptureFixture[str]) -> None:
 def test_main_returns_usage_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["inspect"]) == 2
     assert cli.main(["--version"]) == 0
-    assert cli.main(["inspect", str(EXAMPLES / "no-such.wasm")]) == 1
+    assert cli.main(["inspect", str(EXAMPLES / "no-such.wasm")]) == cli.EXIT_NO_INPUT
     assert capsys.readouterr().err.endswith("no-such.wasm: no such file\n")
+
+
+# -- running programs ---------------------------------------------------------------------
+def test_trace_writes_profile_and_summaries(run: Run, tmp_path: Path) -> None:
+    proc = run("trace", EXAMPLES / "fib.wasm", "-m", "icount", "-m", "branches:top=3",
+               "-o", "fib.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "fib(20) = 6765" in proc.stdout          # the program's stdout passes through
+    assert "icount:" in proc.stderr and "branches:" in proc.stderr
+    data = json.loads((tmp_path / "fib.json").read_text())
+    assert data["format"] == "probes-profile" and data["exit_code"] == 0
+    assert sum(data["counts"].values()) > 100_000
+    assert data["branches"]
+
+
+def test_trace_invoke_prints_result(run: Run) -> None:
+    proc = run("trace", EXAMPLES / "loop.wat", "-m", "loops", "--invoke", "run", "10")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "145"
+    assert "loops: 1 loops entered" in proc.stderr
+
+
+def test_program_exit_code_passes_through(run: Run) -> None:
+    proc = run("run", EXAMPLES / "interp.wasm", "--", "3")
+    assert proc.returncode == 3, proc.stderr
+    assert "gcd result = 21" in proc.stdout
+
+
+def test_trap_exit_code_and_profile_kept(run: Run, tmp_path: Path) -> None:
+    proc = run("trace", EXAMPLES / "trap.wat", "-m", "icount", "--invoke", "div", "1", "0",
+               "-o", "trap.json")
+    assert proc.returncode == cli.EXIT_TRAP and "Traceback" not in proc.stderr
+    last = proc.stderr.splitlines()[-1]  # after the monitors' summaries
+    assert last.startswith("probes: error: trap: integer divide by zero")
+    assert "func 0 pc 5" in last and "trap.json" in last
+    data = json.loads((tmp_path / "trap.json").read_text())
+    assert data["trap"]["kind"] == "integer divide by zero"
+    assert data["counts"]  # collected up to the trap
+
+
+@pytest.mark.parametrize("spec,code,needle", [
+    ("nope", cli.EXIT_UNKNOWN_MONITOR, "unknown monitor 'nope'"),
+    ("icount:bad=1", cli.EXIT_BAD_OPTION, "unknown option 'bad'"),
+    ("hotness:top=many", cli.EXIT_BAD_OPTION, "expects int"),
+    ("coverage:level=line", cli.EXIT_BAD_OPTION, "level must be"),
+])
+def test_bad_monitor_specs(run: Run, spec: str, code: int, needle: str) -> None:
+    assert_user_error(run("trace", EXAMPLES / "fib.wasm", "-m", spec), needle, code=code)
+
+
+def test_missing_import(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "imp.wat").write_text(
+        '(module (import "env" "missing" (func)) (func (export "_start") call 0))')
+    assert_user_error(run("trace", "imp.wat"), "missing", code=cli.EXIT_LINK)
+
+
+def test_trace_errors_for_bad_input(run: Run, tmp_path: Path) -> None:
+    assert_user_error(run("trace", "nope.wasm"), "no such file", code=NO_INPUT)
+    (tmp_path / "bad.wasm").write_bytes(b"\0asm\x01\0\0\0\x01\x05")
+    assert_user_error(run("trace", "bad.wasm"), "bad.wasm", code=BAD_MODULE)
+
+
+def test_instrument_writes_a_valid_module(run: Run, tmp_path: Path) -> None:
+    proc = run("instrument", EXAMPLES / "sort.wasm", "-m", "icount", "-o", "out.wasm",
+               "--layout", "layout.json")
+    assert proc.returncode == 0, proc.stderr
+    woven = (tmp_path / "out.wasm").read_bytes()
+    m = probes.decode(woven)
+    probes.validate(m)
+    assert any(e.name == "__probes_state" for e in m.exports)
+    layout = json.loads((tmp_path / "layout.json").read_text())
+    assert layout["block_counters"] and layout["state_size"] > 0
+
+
+def test_monitors_lists_every_monitor(run: Run) -> None:
+    proc = run("monitors")
+    assert proc.returncode == 0
+    for name in ("coverage", "icount", "hotness", "branches", "calls", "loops", "memory",
+                 "opcodes", "trace", "timeout"):
+        assert f"\n{name} " in "\n" + proc.stdout
