@@ -73,8 +73,18 @@ class ProbeSet:
         """Add a probe after the others at ``loc``. Returns the probe."""
         check_probe(probe)
         self._check_location(loc)
-        self._local[loc] = self._local.get(loc, ()) + (probe,)
-        self._changed("insert", loc, probe)
+        before = self._local.get(loc, ())
+        self._local[loc] = before + (probe,)
+        try:
+            self._changed("insert", loc, probe)
+        except BaseException:
+            # A running instance refused it: leave the set as it was.
+            if before:
+                self._local[loc] = before
+            else:
+                del self._local[loc]
+            self.version += 1
+            raise
         return probe
 
     def insert_entry(self, func: int, probe: Probe) -> Probe:
@@ -88,8 +98,14 @@ class ProbeSet:
     def insert_global(self, probe: Probe) -> Probe:
         """Fire ``probe`` before every instruction of every function."""
         check_probe(probe)
-        self._global = self._global + (probe,)
-        self._changed("insert", None, probe)
+        before = self._global
+        self._global = before + (probe,)
+        try:
+            self._changed("insert", None, probe)
+        except BaseException:
+            self._global = before
+            self.version += 1
+            raise
         return probe
 
     def remove(self, loc: Location, probe: Probe) -> bool:
