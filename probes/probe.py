@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Probe", "FrameReads", "DynamicLoc", "Action", "CONTINUE", "CountProbe", "CoverageProbe",
-    "OperandProbe", "TraceProbe", "EntryProbe", "ExitProbe", "CallbackProbe",
+    "OperandProbe", "TraceProbe", "ShadowStackProbe", "EntryProbe", "ExitProbe",
+    "CallbackProbe",
 ]
 
 
@@ -245,6 +246,32 @@ class TraceProbe(_Intrinsic):
         if extra > 0:
             del self.events[:extra]
             self.dropped += extra
+
+
+class ShadowStackProbe(_Intrinsic):
+    """The stack of active functions, kept in probe memory by inline code (a push
+    on entry, a pop on every normal exit). Insert the *same* object with
+    `ProbeSet.insert_entry` and `ProbeSet.insert_exit` for every function.
+
+    `stack()` may be called at any time, also from another thread while the
+    program runs, which is what sampling profilers do.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        super().__init__()
+        self.capacity = capacity
+        """Frames recorded; deeper frames are counted but not stored."""
+        self.on_bind: list[Callable[[ShadowStackProbe], None]] = []
+        """Called when a run starts (the stack becomes readable)."""
+
+    def _bind(self, source: Callable[[], Any]) -> None:
+        super()._bind(source)
+        for fn in self.on_bind:
+            fn(self)
+
+    def stack(self) -> list[int]:
+        """Function indices of the active frames, outermost first (the live run)."""
+        return list(self._sources[-1]()) if self._sources else []
 
 
 class EntryProbe(Probe):

@@ -17,7 +17,7 @@ import wasmtime
 from ...ir import LinkError, Location, Module, ProbeError, ProbesError, Trap
 from ...ir.loader import CACHE_DIR
 from ...probe import (
-    CountProbe, CoverageProbe, DynamicLoc, OperandProbe, Probe, TraceProbe,
+    CountProbe, CoverageProbe, DynamicLoc, OperandProbe, Probe, ShadowStackProbe, TraceProbe,
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
 from ..base import CompileOptions, WasiOptions
@@ -25,7 +25,7 @@ from .weaver import STATE_EXPORT, START_EXPORT, TABLE_EXPORT, Layout, Woven, wea
 
 __all__ = ["WasmBackend", "WasmExecutable", "WasmInstance"]
 
-_INTRINSIC = (CountProbe, CoverageProbe, OperandProbe, TraceProbe)
+_INTRINSIC = (CountProbe, CoverageProbe, OperandProbe, TraceProbe, ShadowStackProbe)
 
 TRAP_KINDS = {
     "STACK_OVERFLOW": "call stack exhausted",
@@ -319,9 +319,35 @@ class WasmInstance:
                     if id(p) not in histograms_bound:
                         histograms_bound.add(id(p))
                         p._bind(lambda p=p: self.histogram(p))
+                elif isinstance(p, ShadowStackProbe):
+                    if id(p) not in histograms_bound:
+                        histograms_bound.add(id(p))
+                        p._bind(self._stack_reader(p))
                 elif not isinstance(p, TraceProbe):
                     continue
                 inline.add(id(p))
+
+    def _stack_reader(self, probe: ShadowStackProbe) -> Any:
+        """A reader of the shadow stack that needs no store access, so a sampling
+        thread can call it while the guest runs (the state memory never moves:
+        its minimum and maximum size are equal)."""
+        import ctypes
+
+        sp_off, buf_off, cap = self.layout.stacks[id(probe)]
+        base = ctypes.addressof(self._state.data_ptr(self.store).contents)
+
+        def read() -> list[int]:
+            if self._frozen is not None:
+                raw_sp = self._frozen[sp_off:sp_off + 4]
+            else:
+                raw_sp = ctypes.string_at(base + sp_off, 4)
+            depth = min(struct.unpack("<I", raw_sp)[0] // 4, cap)
+            if depth <= 0:
+                return []
+            raw = (self._frozen[buf_off:buf_off + 4 * depth] if self._frozen is not None
+                   else ctypes.string_at(base + buf_off, 4 * depth))
+            return list(struct.unpack(f"<{depth}I", raw))
+        return read
 
     def _on_change(self, kind: str, loc: Location | None, probe: Probe) -> None:
         """A probe was inserted or removed while this instance is live."""
@@ -417,6 +443,8 @@ class WasmInstance:
     # -- running ---------------------------------------------------------------------------
     def _invoke(self, fn: Any, args: tuple[Any, ...]) -> Any:
         self._frozen = None  # the guest runs again: read live state
+        for sp_off, _, _ in self.layout.stacks.values():
+            self._state.write(self.store, b"\0\0\0\0", sp_off)  # a trap may have left frames
         try:
             return fn(self.store, *args)
         except wasmtime.ExitTrap as e:

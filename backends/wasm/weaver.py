@@ -36,7 +36,7 @@ from ...ir.types import EMPTY_BLOCK, F32, F64, FUNCREF, I32, I64, BlockType, Fun
 from ...ir.types import MemoryType, TableType, ValType
 from ...ir.validator import operand_stacks
 from ...probe import (
-    CountProbe, CoverageProbe, FrameReads, OperandProbe, Probe, TraceProbe,
+    CountProbe, CoverageProbe, FrameReads, OperandProbe, Probe, ShadowStackProbe, TraceProbe,
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
 
@@ -113,6 +113,8 @@ class Layout:
     """Original pc of each instruction index, per instrumented function."""
     offset_maps: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
     """func -> (woven pcs ascending, original pc at each), for instrumented bodies."""
+    stacks: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    """id(ShadowStackProbe) -> (stack-pointer offset, buffer offset, capacity)."""
     armed: dict[Location, int] = field(default_factory=dict)
     """Armed sites (dynamic mode): location -> flag byte that enables its host call."""
     moved_start: int | None = None
@@ -390,13 +392,40 @@ class _Weaver:
             off = self.layout.alloc(1, 1)
             self.layout.site_flags[loc] = off
             code += self.flag_store(off)
-        host = [p for p in probes if not isinstance(p, (CountProbe, CoverageProbe))]
+        for p in probes:
+            if isinstance(p, ShadowStackProbe):
+                code += self.shadow_stack_code(loc, p, temp)
+        host = [p for p in probes
+                if not isinstance(p, (CountProbe, CoverageProbe, ShadowStackProbe))]
         for p in host:
             if isinstance(p, (OperandProbe, TraceProbe)):
                 raise ProbeError(f"{type(p).__name__} cannot be an entry/exit probe")
         if host:
             code += self.host_call(loc, _union_reads(host), stack, ftype, f, temp)
         return code
+
+    def shadow_stack_code(self, loc: Location, p: ShadowStackProbe,
+                          temp) -> list[Instr]:  # type: ignore[no-untyped-def]
+        """Push the function on entry, pop it on exit (the stack lives in state memory)."""
+        where = self.layout.stacks.get(id(p))
+        if where is None:
+            sp = self.layout.alloc(4, 4)
+            buf = self.layout.alloc(4 * p.capacity, 4)
+            where = self.layout.stacks[id(p)] = (sp, buf, p.capacity)
+        sp, buf, cap = where
+        if loc.pc == EXIT:
+            return [_ins("i32.const", 0), _ins("i32.const", 0),
+                    _ins("i32.load", self._memarg(sp, 2)), _ins("i32.const", 4),
+                    _ins("i32.sub"), _ins("i32.store", self._memarg(sp, 2))]
+        t = temp(I32, 6)
+        return [
+            _ins("i32.const", 0), _ins("i32.load", self._memarg(sp, 2)), _ins("local.tee", t),
+            _ins("i32.const", 4 * cap), _ins("i32.lt_u"), _ins("if", EMPTY_BLOCK),
+            _ins("local.get", t), _ins("i32.const", loc.func),
+            _ins("i32.store", self._memarg(buf, 2)), _ins("end"),
+            _ins("i32.const", 0), _ins("local.get", t), _ins("i32.const", 4), _ins("i32.add"),
+            _ins("i32.store", self._memarg(sp, 2)),
+        ]
 
     def wrap_exit(self, body: list[Instr], ftype: FuncType, f: Function,
                   probes: list[Probe], temp) -> list[Instr]:  # type: ignore[no-untyped-def]

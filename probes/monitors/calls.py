@@ -60,7 +60,7 @@ class CallsMonitor(Monitor):
         assert self._module is not None
         for func, p in self._entries.items():
             if p.count:
-                profile.entries[func] = profile.entries.get(func, 0) + p.count
+                profile.entries[func] = p.count  # the same data whichever monitor sets it
         for loc, callee, p in self._direct:
             n = p.count
             if n:
