@@ -20,10 +20,26 @@ from .ir import (  # noqa: E402
     ValidationError, decode, encode, load, validate,
 )
 
+from .probe import (  # noqa: E402
+    CONTINUE, Action, CallbackProbe, CountProbe, CoverageProbe, DynamicLoc, FrameReads,
+    OperandProbe, Probe, ShadowStackProbe, TraceProbe,
+)
+from .probeset import ProbeSet  # noqa: E402
+from .profile import ProfileData  # noqa: E402
+
+
+def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run a program under monitors; see `probes.api.run`."""
+    from .api import run as _run
+    return _run(*args, **kwargs)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "load", "decode", "encode", "validate", "Module", "Location",
+    "load", "decode", "encode", "validate", "run", "Module", "Location", "ProbeSet", "Probe",
+    "CountProbe", "CoverageProbe", "OperandProbe", "TraceProbe", "ShadowStackProbe",
+    "CallbackProbe", "FrameReads", "DynamicLoc", "Action", "CONTINUE", "ProfileData",
     "ProbesError", "DecodeError", "ValidationError", "UnsupportedFeature", "LinkError", "Trap",
     "ProbeError",
 ]
