@@ -343,7 +343,8 @@ def decode(data: bytes | bytearray | memoryview, *, lazy: bool = True) -> Module
         body_end = pos + size
         if sid == 0:
             name, p = _name(data, pos, body_end)
-            m.customs.append(CustomSection(name, data[p:body_end], last_id))
+            lebs = (data[sec_start + 1:pos], data[pos:read_u32(data, pos, body_end)[1]])
+            m.customs.append(CustomSection(name, data[p:body_end], last_id, lebs))
             pos = body_end
             continue
         if sid == 13:
@@ -468,7 +469,8 @@ def decode(data: bytes | bytearray | memoryview, *, lazy: bool = True) -> Module
         if p != body_end:
             raise DecodeError(f"section size mismatch in the {_sec(sid)} section", p)
         pos = body_end
-        m.raw_sections[sid] = RawSection(sid, data[body_end - size:body_end], ())
+        m.raw_sections[sid] = RawSection(sid, data[body_end - size:body_end], (),
+                                         data[sec_start + 1:body_end - size])
 
     nfuncs = len(func_types or ())
     if nfuncs != len(code_ranges or ()):

@@ -12,7 +12,8 @@ import struct
 from typing import Any, Callable, Iterable, Sequence
 
 from .decoder import MAGIC, VERSION
-from .leb import s32, s33, s64, u32
+from .errors import DecodeError
+from .leb import read_u32, s32, s33, s64, u32
 from .module import (
     EXTERN_KINDS, SECTION_ORDER, CustomSection, Data, Elem, Function, Global, Instr, Module,
     section_key,
@@ -223,8 +224,19 @@ def encode_section(m: Module, sid: int) -> bytes | None:
     raise ValueError(f"no section {sid}")
 
 
-def _section(sid: int, payload: bytes) -> bytes:
-    return bytes((sid,)) + u32(len(payload)) + payload
+def _section(sid: int, payload: bytes, size_leb: bytes = b"") -> bytes:
+    return bytes((sid,)) + _leb_as_read(size_leb, len(payload)) + payload
+
+
+def _leb_as_read(leb: bytes, value: int) -> bytes:
+    """``leb`` (an original, maybe padded, LEB128) while it still says ``value``."""
+    if leb:
+        try:
+            if read_u32(leb, 0, len(leb)) == (value, len(leb)):
+                return leb
+        except DecodeError:
+            pass
+    return u32(value)
 
 
 def encode(m: Module, *, verbatim: bool = True) -> bytes:
@@ -238,19 +250,23 @@ def encode(m: Module, *, verbatim: bool = True) -> bytes:
 
     def emit_customs(after: int) -> None:
         for c in customs_after.pop(after, ()):
-            out.extend(_section(0, _name(c.name) + c.data))
+            size_leb, name_leb = c.lebs if verbatim else (b"", b"")
+            name = c.name.encode("utf-8")
+            out.extend(_section(0, _leb_as_read(name_leb, len(name)) + name + c.data, size_leb))
 
     emit_customs(0)
     for sid in SECTION_ORDER:
         raw = m.raw_sections.get(sid)
+        size_leb = b""
         if verbatim and raw is not None and section_key(m, sid) == raw.snapshot:
             payload: bytes | None = raw.payload
+            size_leb = raw.size_leb
         else:
             payload = encode_section(m, sid)
             if payload is None and raw is not None:
                 payload = encode_section_forced(m, sid)
         if payload is not None:
-            out.extend(_section(sid, payload))
+            out.extend(_section(sid, payload, size_leb))
         emit_customs(sid)
     for after in sorted(customs_after):  # anchors to sections that no longer exist
         emit_customs(after)

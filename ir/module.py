@@ -236,6 +236,8 @@ class CustomSection:
     """Payload after the name."""
     after: int = 0
     """Id of the standard section it followed (0: at the start), for placement."""
+    lebs: tuple[bytes, bytes] = field(default=(b"", b""), compare=False, repr=False)
+    """The section-size and name-length LEB128s as read (they may be padded)."""
 
 
 @dataclass
@@ -248,6 +250,8 @@ class RawSection:
     """Payload bytes as read."""
     snapshot: tuple[Any, ...]
     """The model objects decoded from it; unchanged objects mean unchanged bytes."""
+    size_leb: bytes = b""
+    """The section-size LEB128 as read (it may be padded)."""
 
 
 @dataclass(eq=False)

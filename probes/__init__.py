@@ -26,12 +26,7 @@ from .probe import (  # noqa: E402
 )
 from .probeset import ProbeSet  # noqa: E402
 from .profile import ProfileData  # noqa: E402
-
-
-def run(*args, **kwargs):  # type: ignore[no-untyped-def]
-    """Run a program under monitors; see `probes.api.run`."""
-    from .api import run as _run
-    return _run(*args, **kwargs)
+from .api import run  # noqa: E402
 
 
 __version__ = "0.1.0"

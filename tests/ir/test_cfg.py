@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from probes.ir import Instr, Module, ValidationError, load
 from probes.ir.blocks import counting_blocks
 from probes.ir.cfg import CFG, Edge, EdgeKind, build_cfg, cfg_from_instrs

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from probes.ir import Module, load
 from probes.ir.features import FEATURES, features_used
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from probes.ir import Instr, Module, load
 from probes.ir.opcodes import OPCODES, lookup
 from probes.ir.printer import format_f32, format_f64, format_function, format_instr
