@@ -21,7 +21,8 @@ from .module import (
 from .opcodes import OPCODES, OpInfo
 from .types import BlockType, FuncType, GlobalType, Limits, TableType, ValType
 
-__all__ = ["encode", "encode_instrs", "encode_body", "encode_section"]
+__all__ = ["encode", "encode_instrs", "encode_instrs_with_offsets", "encode_locals",
+           "encode_body", "encode_section"]
 
 _F32 = struct.Struct("<I")
 _F64 = struct.Struct("<Q")
@@ -106,25 +107,51 @@ def _imm(kind: str, imm: Any) -> bytes:
     raise AssertionError(f"immediate kind {kind!r} has no encoder")
 
 
+_CACHE: dict[tuple[OpInfo, Any], bytes] = {}
+_CACHE_LIMIT = 1 << 16
+
+
+def _instr_bytes(op: OpInfo, imm: Any) -> bytes:
+    """One instruction's bytes; the common small ones are memoized."""
+    try:
+        return _CACHE[(op, imm)]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable immediate
+        return _OP_BYTES[op] + _imm(op.imm, imm)
+    out = _OP_BYTES[op] + _imm(op.imm, imm) if op.imm else _OP_BYTES[op]
+    if len(_CACHE) < _CACHE_LIMIT:
+        _CACHE[(op, imm)] = out
+    return out
+
+
 def encode_instrs(instrs: Iterable[Instr]) -> bytes:
     """The binary form of an instruction sequence."""
-    out = bytearray()
-    op_bytes = _OP_BYTES
-    for ins in instrs:
-        op = ins.op
-        out += op_bytes[op]
-        if op.imm:
-            out += _imm(op.imm, ins.imm)
-    return bytes(out)
+    return b"".join([_instr_bytes(ins.op, ins.imm) for ins in instrs])
+
+
+def encode_instrs_with_offsets(instrs: Sequence[Instr], start: int = 0
+                               ) -> tuple[bytes, list[int]]:
+    """The bytes of ``instrs`` and the offset of each one (from ``start``)."""
+    parts = [_instr_bytes(ins.op, ins.imm) for ins in instrs]
+    offsets = []
+    pos = start
+    for part in parts:
+        offsets.append(pos)
+        pos += len(part)
+    return b"".join(parts), offsets
+
+
+def encode_locals(groups: Sequence[tuple[int, ValType]]) -> bytes:
+    """A body's local declarations."""
+    return u32(len(groups)) + b"".join(u32(n) + _valtype(t) for n, t in groups)
 
 
 def encode_body(func: Function) -> bytes:
     """A function body (locals + code) without its size prefix; verbatim if untouched."""
     if func.raw is not None:
         return func.raw
-    locals_ = u32(len(func.local_groups)) + b"".join(
-        u32(n) + _valtype(t) for n, t in func.local_groups)
-    return locals_ + encode_instrs(func.instrs)
+    return encode_locals(func.local_groups) + encode_instrs(func.instrs)
 
 
 def _func_type(t: FuncType) -> bytes:

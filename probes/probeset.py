@@ -162,16 +162,14 @@ class ProbeSet:
         m = self.module
         if m is None:
             return
-        try:
-            f = m.function(loc.func)
-        except KeyError:
-            raise ProbeError(f"no defined function {loc.func} for a probe at {loc}") from None
-        if loc.pc in (ENTRY, EXIT):
-            return
         pcs = self._valid_pcs.get(loc.func)
         if pcs is None:
+            try:
+                f = m.function(loc.func)
+            except KeyError:
+                raise ProbeError(f"no defined function {loc.func} for a probe at {loc}") from None
             pcs = self._valid_pcs[loc.func] = frozenset(i.pc for i in f.instrs)
-        if loc.pc not in pcs:
+        if loc.pc not in pcs and loc.pc not in (ENTRY, EXIT):
             raise ProbeError(f"no instruction starts at pc {loc.pc} of function {loc.func}")
 
     def copy(self) -> ProbeSet:

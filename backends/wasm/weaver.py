@@ -28,8 +28,7 @@ from typing import Iterable
 
 from ...ir import Location, Module, ProbeError
 from ...ir.blocks import CountingBlock, counting_blocks
-from ...ir.encoder import encode, encode_instrs
-from ...ir.leb import u32
+from ...ir.encoder import encode, encode_instrs_with_offsets, encode_locals
 from ...ir.module import Export, Function, Instr
 from ...ir.opcodes import BY_NAME, OpInfo
 from ...ir.types import EMPTY_BLOCK, F32, F64, FUNCREF, I32, I64, BlockType, FuncType, Limits
@@ -227,12 +226,16 @@ class _Weaver:
             datas=m.datas, data_count=m.data_count, customs=[],
             raw_sections=m.raw_sections, code_offset=m.code_offset,
         )
-        # Functions with new bodies are fresh objects so the original stays untouched.
+        # Functions with new bodies are fresh objects so the original stays untouched;
+        # they carry their encoded bytes, recorded with the new -> original pc map.
         for idx, (instrs, groups) in bodies.items():
             orig = m.function(idx)
-            nf = Function(idx, orig.type_index)
-            nf.replace_body(instrs, groups)
-            out.functions[idx - m.num_imported_funcs] = nf
+            head = encode_locals(groups)
+            code, offsets = encode_instrs_with_offsets(instrs, len(head))
+            out.functions[idx - m.num_imported_funcs] = Function(idx, orig.type_index,
+                                                                 head + code)
+            pairs = [(off, ins.pc) for off, ins in zip(offsets, instrs) if ins.pc >= 0]
+            layout.offset_maps[idx] = ([a for a, _ in pairs], [b for _, b in pairs])
         pages = max(1, -(-layout.state_size // _PAGE))
         out.memories.append(MemoryType(Limits(pages, pages)))
         out.exports.append(Export(STATE_EXPORT, "memory", self.state_mem))
@@ -252,23 +255,7 @@ class _Weaver:
                 out.exports.append(Export(START_EXPORT, "func", m.start))
         # Debug info describes the original code; keep only the name section.
         out.customs = [c for c in m.customs if c.name == "name"]
-        wasm = encode(out)
-        self._record_offsets(wasm, bodies)
-        return Woven(wasm, layout, m)
-
-    def _record_offsets(self, wasm: bytes, bodies: dict[int, tuple[list[Instr], list]]) -> None:
-        """Map woven pcs back to original pcs, for trap locations."""
-        for idx, (instrs, groups) in bodies.items():
-            prefix = len(u32(len(groups))) + sum(len(u32(n)) + 1 for n, _ in groups)
-            woven_pcs: list[int] = []
-            orig_pcs: list[int] = []
-            pos = prefix
-            for ins in instrs:
-                if ins.pc >= 0:
-                    woven_pcs.append(pos)
-                    orig_pcs.append(ins.pc)
-                pos += len(encode_instrs((ins,)))
-            self.layout.offset_maps[idx] = (woven_pcs, orig_pcs)
+        return Woven(encode(out), layout, m)
 
     # -- one function ------------------------------------------------------------------------
     def weave_function(self, f: Function, probes_at: dict[int, list[Probe]],
