@@ -33,13 +33,13 @@ def _name(data: bytes, pos: int, end: int) -> tuple[str, int]:
     return data[pos:pos + n].decode("utf-8", errors="replace"), pos + n
 
 
-def _name_map(data: bytes, pos: int, end: int) -> tuple[dict[int, str], int]:
+def _name_map(data: bytes, pos: int, end: int, out: dict[int, str]) -> int:
+    """Read a name map into ``out`` (entries read before a fault are kept)."""
     n, pos = read_u32(data, pos, end)
-    out: dict[int, str] = {}
     for _ in range(min(n, end - pos)):
         idx, pos = read_u32(data, pos, end)
         out[idx], pos = _name(data, pos, end)
-    return out, pos
+    return pos
 
 
 def parse_names(m: Module) -> Names:
@@ -61,12 +61,12 @@ def parse_names(m: Module) -> Names:
                 if sub == 0:
                     names.module, _ = _name(data, pos, end)
                 elif sub == 1:
-                    names.functions, _ = _name_map(data, pos, end)
+                    _name_map(data, pos, end, names.functions)
                 elif sub == 2:
                     n, p = read_u32(data, pos, end)
                     for _ in range(min(n, end - p)):
                         func, p = read_u32(data, p, end)
-                        names.locals[func], p = _name_map(data, p, end)
+                        p = _name_map(data, p, end, names.locals.setdefault(func, {}))
                 pos = end
         except DecodeError:
             pass

@@ -1,5 +1,6 @@
 """Testing helpers: hypothesis strategies for random valid modules, and judges.
 
+    >>> import probes
     >>> from hypothesis import given
     >>> from probes.testing import valid_modules
     >>> @given(valid_modules())
@@ -17,7 +18,8 @@ Judges: `wasm_tools_validate` / `wasm_tools_print` run the ``wasm-tools`` CLI
 the proposals probes supports. `smith_modules()` feeds hypothesis bytes to
 ``wasm-tools smith`` restricted to those proposals; `mutated()` damages bytes.
 
-This module needs ``hypothesis`` (a test dependency), imported on first use.
+This module needs ``hypothesis`` (a test dependency); ``import probes`` does not
+import it.
 """
 
 from __future__ import annotations
@@ -46,9 +48,7 @@ from .ir.module import (
     Module,
 )
 from .ir.opcodes import OPCODES, OpInfo
-from .ir.types import (
-    BY_NAME as VALTYPE_BY_NAME,
-)
+from .ir.types import BY_NAME as VALTYPE_BY_NAME
 from .ir.types import (
     EMPTY_BLOCK,
     EXTERNREF,
@@ -220,6 +220,8 @@ class GenOptions:
     """Rough upper bound on the instructions of one function body."""
     max_depth: int = 4
     """Nesting limit of expressions and blocks."""
+    imports: bool = True
+    """Import functions, globals, memories and tables (off: instantiable as is)."""
     fuel: int | None = None
     """If set, every function entry and loop head decrements a fuel global
     (initially ``fuel``) and traps at zero, so every run terminates."""
@@ -232,20 +234,19 @@ def _op(name: str, imm: str = "") -> OpInfo:
     return _OP[(name, imm)]
 
 
-_END = _op("end")
-_BLOCK, _LOOP, _IF, _ELSE = _op("block", "block"), _op("loop", "block"), _op("if", "block"), \
-    _op("else")
+_END, _ELSE, _NOP, _DROP = _op("end"), _op("else"), _op("nop"), _op("drop")
+_BLOCK, _LOOP, _IF = _op("block", "block"), _op("loop", "block"), _op("if", "block")
 _BR, _BR_IF, _BR_TABLE = _op("br", "label"), _op("br_if", "label"), _op("br_table", "br_table")
-_RETURN, _UNREACHABLE, _DROP, _NOP = _op("return"), _op("unreachable"), _op("drop"), _op("nop")
+_RETURN, _UNREACHABLE = _op("return"), _op("unreachable")
 _CALL, _CALL_INDIRECT = _op("call", "func"), _op("call_indirect", "call_ind")
 _SELECT, _SELECT_T = _op("select"), _op("select", "select_t")
-_LOCAL_GET, _LOCAL_SET, _LOCAL_TEE = (_op(n, "local") for n in
-                                      ("local.get", "local.set", "local.tee"))
+_LOCAL_GET, _LOCAL_SET = _op("local.get", "local"), _op("local.set", "local")
+_LOCAL_TEE = _op("local.tee", "local")
 _GLOBAL_GET, _GLOBAL_SET = _op("global.get", "global"), _op("global.set", "global")
 _TABLE_GET, _TABLE_SET = _op("table.get", "table"), _op("table.set", "table")
 _TABLE_GROW, _TABLE_FILL = _op("table.grow", "table"), _op("table.fill", "table")
-_REF_NULL, _REF_IS_NULL, _REF_FUNC = _op("ref.null", "heap"), _op("ref.is_null"), \
-    _op("ref.func", "func")
+_REF_NULL, _REF_IS_NULL = _op("ref.null", "heap"), _op("ref.is_null")
+_REF_FUNC = _op("ref.func", "func")
 _CONST = {I32: _op("i32.const", "i32"), I64: _op("i64.const", "i64"),
           F32: _op("f32.const", "f32"), F64: _op("f64.const", "f64"),
           V128: _op("v128.const", "v128")}
@@ -707,7 +708,7 @@ def _modules(draw: DrawFn, opts: GenOptions) -> Module:
     max_tables = 3 if opts.reference_types else 1
     imports: list[Import] = []
     n_mem = n_tab = 0
-    for _ in range(draw(st.integers(0, 4))):
+    for _ in range(draw(st.integers(0, 4 if opts.imports else 0))):
         kind = draw(st.sampled_from(("func", "func", "global", "memory", "table")))
         module_name = draw(st.sampled_from(("env", "wasi", "", "m\u00e9")))
         field_name = draw(st.text(max_size=5))
