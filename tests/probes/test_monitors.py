@@ -13,11 +13,12 @@ from probes.monitors import available, create
 from probes.profile import ProfileData
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PROGRAMS = Path(__file__).resolve().parents[2] / "benchmarks" / "programs"
 
 
 def test_profile_builds_a_calling_context_tree() -> None:
-    # Long enough for the sampler to see frames, with recursion (fib).
-    result = run(EXAMPLES / "fib.wasm", ["profile:interval_ms=0.05", "calls"],
+    # About a second of deep recursion: plenty of samples even on a busy machine.
+    result = run(PROGRAMS / "recursive.wasm", ["profile:interval_ms=1", "calls"],
                  stdout=os.devnull)
     prof = result.profile
     assert result.exit_code == 0
