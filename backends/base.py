@@ -30,6 +30,8 @@ class CompileOptions:
     """Arm every instruction so probes can be inserted anywhere during a run (slow:
     a flag test per instruction). Otherwise only locations that had probes at
     compile time accept probes during a run."""
+    interruptible: bool = False
+    """wasm backend: let Ctrl-C stop a running guest (epoch checks in loops/calls)."""
     fuel: int = 0
     """wasm backend: run with wasmtime fuel metering and this budget (0: off)."""
     opt_level: int = 2

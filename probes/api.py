@@ -70,7 +70,8 @@ def run(program: str | os.PathLike[str] | Module | bytes,
         args: Sequence[Any] = (), stdin: str | None = None, stdout: str | None = None,
         stderr: str | None = None, imports: dict[str, dict[str, Any]] | None = None,
         options: CompileOptions | None = None, probes: ProbeSet | None = None,
-        progress: Callable[[str], ContextManager[Any]] | None = None) -> RunResult:
+        progress: Callable[[str], ContextManager[Any]] | None = None,
+        interruptible: bool = False) -> RunResult:
     """Run a WASI program (or one export with ``invoke``) under ``monitors``.
 
     A trap does not raise: it is returned in `RunResult.trap`, with the profile
@@ -80,6 +81,8 @@ def run(program: str | os.PathLike[str] | Module | bytes,
     mons = [create(m) if isinstance(m, str) else m for m in monitors]
     ps = probes if probes is not None else ProbeSet(module)
     opts = options or CompileOptions()
+    if interruptible:
+        opts = replace(opts, interruptible=True)
     for mon in mons:
         mon.attach(module, ps)
         extra = mon.compile_options()

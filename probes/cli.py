@@ -272,7 +272,9 @@ def _inspect(args: argparse.Namespace) -> int:
                   "function)"),
          arg("--format", choices=("text", "dot"), default="text",
              help="output format (default: text)"),
-         arg("-o", "--output", metavar="FILE", help="write to FILE instead of stdout"))
+         arg("-o", "--output", metavar="FILE", help="write to FILE instead of stdout"),
+         arg("--profile", metavar="PROFILE.json",
+             help="annotate blocks and edges with the counts of a saved profile"))
 def _cfg(args: argparse.Namespace) -> int:
     """Print the basic blocks and edges of a function's control-flow graph.
 
@@ -282,13 +284,20 @@ def _cfg(args: argparse.Namespace) -> int:
     With --format dot, render with e.g. `dot -Tsvg`."""
     from .ir.cfg import build_cfg
 
-    _, m = _load(args.prog)
+    data, m = _load(args.prog)
     if args.func is not None:
         funcs = [_resolve_defined_func(m, args.func)]
     else:
         funcs = [f.index for f in m.functions]
+    annotate = None
+    if args.profile:
+        from .cli_reports import annotated_cfg
+        annotate = annotated_cfg(args.profile, args.prog, data, m)
     parts = []
     for func in funcs:
+        if annotate is not None:
+            parts.append(annotate(func, args.format))
+            continue
         cfg = build_cfg(m, func)
         parts.append(cfg.to_dot(m) if args.format == "dot" else cfg.to_text(m))
     _write_output(("\n" if args.format == "text" else "").join(parts), args.output)
@@ -417,7 +426,7 @@ def _execute(args: argparse.Namespace, monitor_specs: Sequence[str]) -> int:
     invoke_args = tuple(args.invoke[1:]) if args.invoke else ()
     result = run(args.prog, monitors, backend=args.backend, argv=args.program_args,
                  env=_env(args.env), dirs=_dirs(args.dir), invoke=invoke, args=invoke_args,
-                 stdin=args.stdin, progress=_Progress)
+                 stdin=args.stdin, progress=_Progress, interruptible=True)
     out = getattr(args, "output", None)
     if out:
         result.profile.save(out)
@@ -553,6 +562,9 @@ def _atomic_write(path: str, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, target)
+
+
+from . import cli_reports  # noqa: E402,F401  (registers report/coverage)
 
 
 # -- entry point ------------------------------------------------------------------------

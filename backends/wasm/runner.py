@@ -53,13 +53,14 @@ class _ProbeTrap(Exception):
         self.loc = loc
 
 
-_ENGINES: dict[bool, wasmtime.Engine] = {}
+_ENGINES: dict[tuple[bool, bool], wasmtime.Engine] = {}
 _ENGINE_LOCK = threading.Lock()
 
 
-def _engine(fuel: bool = False) -> wasmtime.Engine:
+def _engine(fuel: bool = False, interruptible: bool = False) -> wasmtime.Engine:
+    """The shared engine for a configuration (compiled code belongs to its engine)."""
     with _ENGINE_LOCK:
-        eng = _ENGINES.get(fuel)
+        eng = _ENGINES.get((fuel, interruptible))
         if eng is None:
             cfg = wasmtime.Config()
             cfg.wasm_multi_memory = True
@@ -67,10 +68,65 @@ def _engine(fuel: bool = False) -> wasmtime.Engine:
             cfg.wasm_bulk_memory = True
             cfg.wasm_reference_types = True
             cfg.wasm_multi_value = True
-            if fuel:
-                cfg.consume_fuel = True
-            eng = _ENGINES[fuel] = wasmtime.Engine(cfg)
+            cfg.consume_fuel = fuel
+            cfg.epoch_interruption = interruptible
+            eng = _ENGINES[(fuel, interruptible)] = wasmtime.Engine(cfg)
         return eng
+
+
+class _CtrlC:
+    """Lets Ctrl-C stop a guest that is running compiled code.
+
+    Python runs its SIGINT handler only between bytecodes, never while the
+    guest runs; so a thread watches the signal wakeup fd and bumps the
+    engine's epoch, which makes the guest trap with INTERRUPT at its next
+    loop or call. Only in the main thread (where signals are delivered).
+    """
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self.engine = engine
+        self._old = -1
+        self._fds: tuple[int, int] | None = None
+
+    def __enter__(self) -> _CtrlC:
+        import signal
+
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        try:
+            self._old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        except ValueError:
+            os.close(r)
+            os.close(w)
+            return self
+        self._fds = (r, w)
+        threading.Thread(target=self._watch, args=(r,), daemon=True).start()
+        return self
+
+    def _watch(self, r: int) -> None:
+        import signal
+
+        while True:
+            try:
+                data = os.read(r, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            if signal.SIGINT in data:
+                self.engine.increment_epoch()
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._fds is None:
+            return
+        signal.set_wakeup_fd(self._old)
+        r, w = self._fds
+        os.close(w)
+        os.close(r)
 
 
 def _compile_cached(engine: wasmtime.Engine, wasm: bytes, options: CompileOptions,
@@ -79,7 +135,8 @@ def _compile_cached(engine: wasmtime.Engine, wasm: bytes, options: CompileOption
     if not options.cache:
         return wasmtime.Module(engine, wasm)
     version = importlib.metadata.version("wasmtime")
-    key = hashlib.sha256(wasm + f"|{version}|{fuel}".encode()).hexdigest()[:32]
+    flavour = f"|{version}|{fuel}|{options.interruptible}"
+    key = hashlib.sha256(wasm + flavour.encode()).hexdigest()[:32]
     cache_dir = Path(options.cache_dir or CACHE_DIR) / "wasmtime"
     path = cache_dir / f"{key}.cwasm"
     if path.exists():
@@ -110,7 +167,7 @@ class WasmBackend:
         snapshot = probes.copy()
         woven = weave(module, snapshot, options.trace_capacity, options.dynamic)
         fuel = options.fuel
-        engine = _engine(fuel)
+        engine = _engine(bool(fuel), options.interruptible)
         try:
             compiled = _compile_cached(engine, woven.wasm, options, fuel)
         except wasmtime.WasmtimeError as e:
@@ -182,6 +239,8 @@ class WasmInstance:
         self.store = wasmtime.Store(exe.engine)
         if exe.options.fuel:
             self.store.set_fuel(exe.options.fuel)
+        if exe.options.interruptible:
+            self.store.set_epoch_deadline(1)
         linker = wasmtime.Linker(exe.engine)
         if wasi is not None or any(i.module.startswith("wasi") for i in self.module.imports):
             self.store.set_wasi((wasi or WasiOptions()).to_wasmtime())
@@ -446,6 +505,9 @@ class WasmInstance:
         for sp_off, _, _ in self.layout.stacks.values():
             self._state.write(self.store, b"\0\0\0\0", sp_off)  # a trap may have left frames
         try:
+            if self.exe.options.interruptible:
+                with _CtrlC(self.exe.engine):
+                    return fn(self.store, *args)
             return fn(self.store, *args)
         except wasmtime.ExitTrap as e:
             self.stats.exit_code = e.code
@@ -453,8 +515,10 @@ class WasmInstance:
             raise _Exit(e.code) from None
         except wasmtime.Trap as t:
             trap = self._convert_trap(t)
-            self.stats.trap = trap
             self._finish()
+            if trap.kind == "interrupt":
+                raise KeyboardInterrupt from None
+            self.stats.trap = trap
             raise trap from None
         except _ProbeTrap as pt:
             if pt.loc.pc >= 0:

@@ -405,3 +405,28 @@ def test_monitors_lists_every_monitor(run: Run) -> None:
     for name in ("coverage", "icount", "hotness", "branches", "calls", "loops", "memory",
                  "opcodes", "trace", "timeout"):
         assert f"\n{name} " in "\n" + proc.stdout
+
+
+def test_ctrl_c_stops_a_running_guest_and_keeps_the_profile(installed: None,
+                                                             tmp_path: Path) -> None:
+    import signal
+    import time
+
+    (tmp_path / "spin.wat").write_text('(module (func (export "_start") (loop br 0)))')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probes", "trace", "spin.wat", "-m", "icount", "-o", "p.json"],
+        cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(3)  # start-up and compiling take well under that; then it spins
+    assert proc.poll() is None, proc.communicate()[1]
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the guest did not stop on Ctrl-C")
+    assert proc.returncode == cli.EXIT_INTERRUPTED, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == "probes: error: interrupted; profile written to p.json"
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert sum(data["counts"].values()) > 0

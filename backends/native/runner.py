@@ -1,0 +1,836 @@
+"""The native backend: weave, lower to LLVM, JIT, and run on the C runtime.
+
+Probes are placed exactly as on the wasm backend: the module is woven by
+`backends.wasm.weaver` (counters, flags, histograms, trace buffer and
+shadow stacks in an appended state memory; Python callbacks behind an
+appended table), and the woven module is what gets lowered — so counter adds,
+flag stores and buffer appends are compiled inline by LLVM, and the host
+side of every probe kind is the wasm runner's, reused by subclassing
+`WasmInstance` over a state memory that lives in the C runtime (read by
+Python through cffi buffers, without copies).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ...ir import LinkError, Location, Module, ProbeError, ProbesError, Trap, decode
+from ...ir.loader import CACHE_DIR
+from ...ir.module import Instr
+from ...ir.types import FuncType, ValType
+from ...probeset import ProbeSet
+from ..base import CompileOptions, WasiOptions
+from ..wasm.runner import RunStats, WasmInstance, _Exit, _ProbeTrap, _TrapPoint
+from ..wasm.weaver import START_EXPORT, TABLE_EXPORT, Woven, weave
+from . import jit
+from .lower import (
+    INIT_SYMBOL, RUNTIME_SYMBOLS, TRAP, CtxLayout, LowerConfig, func_symbol, lower, type_ids,
+)
+
+__all__ = ["NativeBackend", "NativeExecutable", "NativeInstance", "MemoryImport", "TableImport",
+           "TRAP_NAMES", "WASI_SIGNATURES", "ExternRef"]
+
+TRAP_NAMES = {
+    TRAP["unreachable"]: "unreachable",
+    TRAP["memory"]: "out of bounds memory access",
+    TRAP["table"]: "undefined element",
+    TRAP["null"]: "uninitialized element",
+    TRAP["signature"]: "indirect call type mismatch",
+    TRAP["overflow"]: "integer overflow",
+    TRAP["div0"]: "integer divide by zero",
+    TRAP["conversion"]: "invalid conversion to integer",
+    TRAP["stack"]: "call stack exhausted",
+    TRAP["fuel"]: "out of fuel",
+    TRAP["null_ref"]: "null reference",
+}
+"""Runtime trap kind -> the kind string the wasm backend reports for the same trap."""
+
+_I = "i32"
+_L = "i64"
+WASI_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "args_get": ((_I, _I), (_I,)), "args_sizes_get": ((_I, _I), (_I,)),
+    "environ_get": ((_I, _I), (_I,)), "environ_sizes_get": ((_I, _I), (_I,)),
+    "clock_res_get": ((_I, _I), (_I,)), "clock_time_get": ((_I, _L, _I), (_I,)),
+    "random_get": ((_I, _I), (_I,)), "sched_yield": ((), (_I,)),
+    "fd_write": ((_I, _I, _I, _I), (_I,)), "fd_read": ((_I, _I, _I, _I), (_I,)),
+    "fd_pread": ((_I, _I, _I, _L, _I), (_I,)), "fd_pwrite": ((_I, _I, _I, _L, _I), (_I,)),
+    "fd_seek": ((_I, _L, _I, _I), (_I,)), "fd_tell": ((_I, _I), (_I,)),
+    "fd_close": ((_I,), (_I,)), "fd_sync": ((_I,), (_I,)), "fd_datasync": ((_I,), (_I,)),
+    "fd_fdstat_get": ((_I, _I), (_I,)), "fd_fdstat_set_flags": ((_I, _I), (_I,)),
+    "fd_filestat_get": ((_I, _I), (_I,)), "fd_filestat_set_size": ((_I, _L), (_I,)),
+    "fd_prestat_get": ((_I, _I), (_I,)), "fd_prestat_dir_name": ((_I, _I, _I), (_I,)),
+    "fd_readdir": ((_I, _I, _I, _L, _I), (_I,)),
+    "path_open": ((_I, _I, _I, _I, _I, _L, _L, _I, _I), (_I,)),
+    "path_filestat_get": ((_I, _I, _I, _I, _I), (_I,)),
+    "path_create_directory": ((_I, _I, _I), (_I,)),
+    "path_unlink_file": ((_I, _I, _I), (_I,)),
+    "path_remove_directory": ((_I, _I, _I), (_I,)),
+    "poll_oneoff": ((_I, _I, _I, _I), (_I,)),
+    "proc_exit": ((_I,), ()),
+}
+"""The WASI functions implemented in C, with their signatures."""
+
+WASI_MODULES = ("wasi_snapshot_preview1",)
+_ENOSYS = 52
+_MAX_DEPTH = 50000
+_PAGE = 65536
+_LOWERING_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class MemoryImport:
+    """A memory to satisfy a memory import with (a fresh one of this size)."""
+
+    min: int
+    """Initial pages."""
+    max: int | None = None
+    """Maximum pages."""
+
+
+@dataclass(frozen=True)
+class TableImport:
+    """A table to satisfy a table import with (a fresh one of this size, all null)."""
+
+    min: int
+    """Initial elements."""
+    max: int | None = None
+    """Maximum elements."""
+
+
+@dataclass(frozen=True)
+class ExternRef:
+    """An opaque host reference passed through externref values."""
+
+    value: Any
+    """The host object."""
+
+
+def _runtime() -> Any:
+    from ...cext import RuntimeUnavailable, load
+
+    try:
+        rt = load()
+    except RuntimeUnavailable as e:
+        raise ProbesError(f"the native backend's C runtime is unavailable: {e}") from None
+    _install_callback(rt)
+    return rt
+
+
+_CALLBACK_LOCK = threading.Lock()
+_CALLBACK_INSTALLED: set[int] = set()
+
+
+def _install_callback(rt: Any) -> None:
+    with _CALLBACK_LOCK:
+        if id(rt) in _CALLBACK_INSTALLED:
+            return
+        ffi = rt.ffi
+
+        @ffi.def_extern(name="rt_py_callback")
+        def _callback(handle: Any, kind: int, index: int, io: Any, n: int) -> int:
+            try:
+                inst: NativeInstance = ffi.from_handle(handle)
+            except BaseException:  # pragma: no cover - a dangling handle
+                return TRAP["host"]
+            return inst._host_call(kind, index, io, n)
+
+        _CALLBACK_INSTALLED.add(id(rt))
+
+
+# -- values ---------------------------------------------------------------------------------------
+
+def to_bits(value: Any, t: ValType) -> int:
+    """A Python value as the 64-bit pattern the runtime passes around."""
+    name = t.name
+    if name == "i32":
+        return int(value) & 0xFFFFFFFF
+    if name == "i64":
+        return int(value) & 0xFFFFFFFFFFFFFFFF
+    if name == "f32":
+        return struct.unpack("<I", struct.pack("<f", float(value)))[0]
+    if name == "f64":
+        return struct.unpack("<Q", struct.pack("<d", float(value)))[0]
+    raise ProbeError(f"cannot pass a {name} value from Python")
+
+
+def from_bits(bits: int, t: ValType) -> Any:
+    name = t.name
+    if name == "i32":
+        bits &= 0xFFFFFFFF
+        return bits - (1 << 32) if bits >> 31 else bits
+    if name == "i64":
+        bits &= 0xFFFFFFFFFFFFFFFF
+        return bits - (1 << 64) if bits >> 63 else bits
+    if name == "f32":
+        return struct.unpack("<f", struct.pack("<I", bits & 0xFFFFFFFF))[0]
+    if name == "f64":
+        return struct.unpack("<d", struct.pack("<Q", bits & 0xFFFFFFFFFFFFFFFF))[0]
+    return bits
+
+
+# -- compiling -----------------------------------------------------------------------------------
+
+_SOURCE_DIGEST: str | None = None
+
+
+def _source_digest() -> str:
+    """Digest of the lowering and runtime sources, so stale cache entries never load."""
+    global _SOURCE_DIGEST
+    if _SOURCE_DIGEST is None:
+        h = hashlib.sha256(_LOWERING_VERSION.encode())
+        here = Path(__file__).resolve().parent
+        for name in ("lower.py", "jit.py"):
+            h.update((here / name).read_bytes())
+        cext = here.parent.parent / "cext"
+        for name in ("runtime_api.h", "runtime.c", "wasi.c"):
+            p = cext / name
+            if p.exists():
+                h.update(p.read_bytes())
+        _SOURCE_DIGEST = h.hexdigest()[:16]
+    return _SOURCE_DIGEST
+
+
+@dataclass
+class CompileStats:
+    """How one compile went."""
+
+    cached: bool = False
+    """Whether the object code came from the disk cache."""
+    lower_s: float = 0.0
+    """Seconds spent building LLVM IR."""
+    llvm_s: float = 0.0
+    """Seconds spent optimizing and generating code."""
+    link_s: float = 0.0
+    """Seconds spent linking into the JIT."""
+
+
+class NativeBackend:
+    """Wasm -> LLVM IR -> machine code, run on the C runtime of probes.cext."""
+
+    name = "native"
+
+    def __init__(self) -> None:
+        self.rt = _runtime()
+        self.layout = CtxLayout.from_ffi(self.rt.ffi)
+
+    def compile(self, module: Module, probes: ProbeSet | None = None,
+                options: CompileOptions | None = None) -> NativeExecutable:
+        options = options or CompileOptions()
+        probes = probes if probes is not None else ProbeSet(module)
+        snapshot = probes.copy()
+        woven = weave(module, snapshot, options.trace_capacity, options.dynamic)
+        wm = decode(woven.wasm)
+        stats = CompileStats()
+        opt = max(0, min(3, int(options.opt_level)))
+        config = self._config(wm)
+        key = jit.cache_key([woven.wasm, f"opt={opt}|depth={config.max_depth}",
+                             _source_digest()])
+        path = jit.cache_path(options.cache_dir or CACHE_DIR, key)
+        obj = jit.read_cached(path) if options.cache else None
+        lowered_ids = type_ids(wm.types)
+        if obj is not None:
+            stats.cached = True
+        else:
+            t0 = time.perf_counter()
+            lowered = lower(wm, config)
+            t1 = time.perf_counter()
+            obj = jit.optimize_and_emit(lowered.llvm_ir, opt)
+            stats.lower_s = t1 - t0
+            stats.llvm_s = time.perf_counter() - t1
+            if options.cache:
+                jit.write_cached(path, obj)
+        t2 = time.perf_counter()
+        linked = self._link(obj, config)
+        stats.link_s = time.perf_counter() - t2
+        return NativeExecutable(self, module, probes, snapshot, woven, wm, linked, config,
+                                lowered_ids, options, stats)
+
+    def _config(self, wm: Module) -> LowerConfig:
+        probe_table = next((e.index for e in wm.exports
+                            if e.kind == "table" and e.name == TABLE_EXPORT), None)
+        wasi: dict[int, str] = {}
+        for i, imp in enumerate(wm.imports_of("func")):
+            if imp.module in WASI_MODULES and imp.name in WASI_SIGNATURES:
+                assert isinstance(imp.desc, int)
+                ft = wm.types[imp.desc]
+                params, results = WASI_SIGNATURES[imp.name]
+                if (tuple(t.name for t in ft.params) == params
+                        and tuple(t.name for t in ft.results) == results):
+                    wasi[i] = f"rt_wasi_{imp.name}"
+        fixed: dict[int, int] = {}
+        nimported = len(wm.imports_of("memory"))
+        for k, mt in enumerate(wm.memories):
+            if mt.limits.max is not None and mt.limits.max == mt.limits.min:
+                fixed[nimported + k] = mt.limits.min * _PAGE
+        exports = sorted({e.index for e in wm.exports if e.kind == "func"})
+        return LowerConfig(self.layout, probe_table=probe_table, wasi=wasi,
+                           max_depth=_MAX_DEPTH, fixed_memory_sizes=fixed, exports=exports)
+
+    def _link(self, obj: bytes, config: LowerConfig) -> jit.Linked:
+        rt = self.rt
+        ffi, lib = rt.ffi, rt.lib
+        imports: dict[str, int] = {}
+        for name in RUNTIME_SYMBOLS:
+            imports[name] = int(ffi.cast("uintptr_t", getattr(lib, name)))
+        for sym in set(config.wasi.values()):
+            addr = lib.rt_wasi_lookup(sym.removeprefix("rt_wasi_").encode())
+            imports[sym] = int(ffi.cast("uintptr_t", addr))
+        exports = [INIT_SYMBOL] + [f"__probes_w{i}" for i in config.exports]
+        return jit.link(obj, imports, exports)
+
+
+class NativeExecutable:
+    """Compiled machine code for one module + probe set; instantiate it to run."""
+
+    def __init__(self, backend: NativeBackend, module: Module, probes: ProbeSet,
+                 snapshot: ProbeSet, woven: Woven, compiled_module: Module,
+                 linked: jit.Linked, config: LowerConfig, tids: list[int],
+                 options: CompileOptions, stats: CompileStats) -> None:
+        self.backend = backend
+        self.module = module
+        """The original module."""
+        self.probes = probes
+        """The live ProbeSet."""
+        self.snapshot = snapshot
+        """The probes as they were when compiled."""
+        self.woven = woven
+        """The woven binary and its layout (what was lowered)."""
+        self.compiled_module = compiled_module
+        """The woven module, decoded."""
+        self.linked = linked
+        self.config = config
+        self.type_ids = tids
+        self.options = options
+        self.stats = stats
+        """Compile statistics (cache hit, times)."""
+        self.wrappers = {i: linked.address(f"__probes_w{i}") for i in config.exports}
+        self.init_address = linked.address(INIT_SYMBOL)
+
+    @property
+    def wasm(self) -> bytes:
+        return self.woven.wasm
+
+    def instantiate(self, wasi: WasiOptions | None = None,
+                    imports: dict[str, dict[str, Any]] | None = None) -> NativeInstance:
+        return NativeInstance(self, wasi, imports or {})
+
+
+# -- running --------------------------------------------------------------------------------------
+
+class _StateMemory:
+    """A runtime memory seen through the interface of a wasmtime Memory (store ignored)."""
+
+    def __init__(self, inst: NativeInstance, index: int) -> None:
+        self._inst = inst
+        self._index = index
+
+    def view(self) -> Any:
+        inst = self._inst
+        if inst._ctx is None:
+            raise ProbesError("the instance is closed")
+        m = inst._ctx.mems[self._index]
+        return inst._ffi.buffer(m.base, m.size)
+
+    def address(self) -> int:
+        return int(self._inst._ffi.cast("uintptr_t", self._inst._ctx.mems[self._index].base))
+
+    def data_len(self, store: Any = None) -> int:
+        return int(self._inst._ctx.mems[self._index].size)
+
+    def read(self, store: Any, start: int, end: int) -> bytes:
+        view = self.view()
+        if start < 0 or end > len(view) or start > end:
+            raise ProbesError(f"memory read [{start}, {end}) out of bounds")
+        return bytes(view[start:end])
+
+    def write(self, store: Any, data: bytes, offset: int) -> None:
+        view = self.view()
+        if offset < 0 or offset + len(data) > len(view):
+            raise ProbesError(f"memory write at {offset} out of bounds")
+        view[offset:offset + len(data)] = data
+
+
+class NativeInstance(WasmInstance):
+    """One instantiation on the C runtime; the probes' host side is the wasm runner's."""
+
+    def __init__(self, exe: NativeExecutable, wasi: WasiOptions | None,  # noqa: C901
+                 imports: dict[str, dict[str, Any]]) -> None:
+        rt = exe.backend.rt
+        self._rt = rt
+        self._ffi = rt.ffi
+        self._lib = rt.lib
+        self.exe = exe  # type: ignore[assignment]
+        self.module = exe.module
+        self.layout = exe.woven.layout
+        self.stats = RunStats()
+        self._trap_point: _TrapPoint | None = None
+        self._frozen: bytes | None = None
+        self._firsts: dict[int, list[int]] = {}
+        self.store = None
+        self._pending: BaseException | None = None
+        self._externs: list[Any] = []
+        self._wasi_ptr: Any = None
+        self._unsubscribe: Callable[[], None] = lambda: None
+        wm = exe.compiled_module
+        self._wm = wm
+        ffi, lib = self._ffi, self._lib
+        nfuncs = wm.num_funcs
+        mems = wm.all_memories()
+        tables = wm.all_tables()
+        globals_ = wm.all_globals()
+        ctx = lib.rt_ctx_new(len(mems), len(tables), len(globals_), nfuncs, len(wm.datas),
+                             len(wm.elems), exe.config.max_depth)
+        if ctx == ffi.NULL:
+            raise ProbesError("out of memory creating a native instance")
+        self._ctx = ctx
+        try:
+            self._setup(wasi, imports)
+        except BaseException:
+            self._free()
+            raise
+
+    # -- instantiation --------------------------------------------------------------------------
+    def _setup(self, wasi: WasiOptions | None, imports: dict[str, dict[str, Any]]) -> None:
+        exe = self.exe
+        wm = self._wm
+        ffi, lib, ctx = self._ffi, self._lib, self._ctx
+        self._handle = ffi.new_handle(self)
+        ctx.py_handle = self._handle
+        # Memories.
+        mem_imports = wm.imports_of("memory")
+        for i, mt in enumerate(wm.all_memories()):
+            lo, hi = mt.limits.min, mt.limits.max
+            if i < len(mem_imports):
+                imp = mem_imports[i]
+                given = imports.get(imp.module, {}).get(imp.name)
+                if not isinstance(given, MemoryImport):
+                    raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been "
+                                    f"defined (pass a MemoryImport)", f"{imp.module}.{imp.name}")
+                if given.min < lo or (hi is not None and (given.max is None or given.max > hi)):
+                    raise LinkError(f"incompatible import type for `{imp.module}::{imp.name}`",
+                                    f"{imp.module}.{imp.name}")
+                lo, hi = given.min, given.max
+            if lib.rt_memory_setup(ctx, i, lo, 65536 if hi is None else hi) != 0:
+                raise ProbesError(f"cannot allocate memory {i} ({lo} pages)")
+        # Tables.
+        table_imports = wm.imports_of("table")
+        for i, tt in enumerate(wm.all_tables()):
+            lo, hi = tt.limits.min, tt.limits.max
+            if i < len(table_imports):
+                imp = table_imports[i]
+                given = imports.get(imp.module, {}).get(imp.name)
+                if not isinstance(given, TableImport):
+                    raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been "
+                                    f"defined (pass a TableImport)", f"{imp.module}.{imp.name}")
+                lo, hi = given.min, given.max
+            if lib.rt_table_setup(ctx, i, lo, 0xFFFFFFFF if hi is None else hi) != 0:
+                raise ProbesError(f"cannot allocate table {i} ({lo} elements)")
+        # Functions: descriptors for funcrefs, with the JIT code addresses.
+        nfuncs = wm.num_funcs
+        addrs = ffi.new("void *[]", max(nfuncs, 1))
+        ffi.cast("void (*)(void **)", exe.init_address)(addrs)
+        tids = exe.type_ids
+        for i in range(nfuncs):
+            fr = ctx.funcs[i]
+            fr.code = addrs[i]
+            fr.ctx = ctx
+            ti = wm.imports_of("func")[i].desc if i < wm.num_imported_funcs else \
+                wm.function(i).type_index
+            assert isinstance(ti, int)
+            fr.type_id = tids[ti]
+            fr.index = i
+        self._funcs_base = int(ffi.cast("uintptr_t", ctx.funcs))
+        self._funcref_size = ffi.sizeof("rt_funcref")
+        # Host functions.
+        self._host_funcs: dict[int, tuple[Callable[..., Any], FuncType]] = {}
+        for i, imp in enumerate(wm.imports_of("func")):
+            if i in exe.config.wasi:
+                continue
+            assert isinstance(imp.desc, int)
+            ft = wm.types[imp.desc]
+            given = imports.get(imp.module, {}).get(imp.name)
+            if given is None and imp.module in WASI_MODULES:
+                given = _enosys(imp.name, ft)
+            if given is None or not callable(given):
+                raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been "
+                                f"defined", f"{imp.module}.{imp.name}")
+            self._host_funcs[i] = (given, ft)
+        # Globals.
+        gl_imports = wm.imports_of("global")
+        for i, imp in enumerate(gl_imports):
+            given = imports.get(imp.module, {}).get(imp.name)
+            if given is None:
+                raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been "
+                                f"defined", f"{imp.module}.{imp.name}")
+            gt = imp.desc
+            ctx.globals[i] = self._value_bits(given, gt.valtype)  # type: ignore[union-attr]
+        for k, g in enumerate(wm.globals):
+            ctx.globals[len(gl_imports) + k] = self._eval_const(g.init)
+        # Segments.
+        for i, d in enumerate(wm.datas):
+            if lib.rt_segment_setup(ctx, 0, i, d.init, len(d.init)) != 0:
+                raise ProbesError("out of memory")
+        for i, el in enumerate(wm.elems):
+            refs = self._elem_refs(el)
+            raw = struct.pack(f"<{len(refs)}Q", *refs)
+            if lib.rt_segment_setup(ctx, 1, i, raw, len(refs)) != 0:
+                raise ProbesError("out of memory")
+        # WASI.
+        if wasi is not None or any(imp.module in WASI_MODULES for imp in wm.imports):
+            self._setup_wasi(wasi or WasiOptions())
+        # Probe state and memory 0, as the wasm runner sees them.
+        state_index = next(e.index for e in wm.exports
+                           if e.kind == "memory" and e.name == "__probes_state")
+        self._state = _StateMemory(self, state_index)  # type: ignore[assignment]
+        self._memory = _StateMemory(self, 0) if self.module.all_memories() else None  # type: ignore[assignment]
+        self._exports = {e.name: e.index for e in wm.exports if e.kind == "func"}
+        self._globals_exports = {e.name: e.index for e in wm.exports if e.kind == "global"}
+        # Active segments, in order (traps here fail the instantiation).
+        for i, el in enumerate(wm.elems):
+            if el.mode == "active":
+                assert el.offset is not None
+                off = self._eval_const(el.offset) & 0xFFFFFFFF
+                st = lib.rt_table_init(ctx, el.table, i, off, 0, len(el))
+                if st:
+                    raise Trap("out of bounds table access")
+            if el.mode in ("active", "declarative"):
+                lib.rt_elem_drop(ctx, i)
+        for i, d in enumerate(wm.datas):
+            if d.mode == "active":
+                assert d.offset is not None
+                off = self._eval_const(d.offset) & 0xFFFFFFFF
+                st = lib.rt_memory_init(ctx, d.memory, i, off, 0, len(d.init))
+                if st:
+                    raise Trap("out of bounds memory access")
+                lib.rt_data_drop(ctx, i)
+        # The wasm runner's probe bookkeeping.
+        self._inline: dict[Location, set[int]] = {}
+        self._site_locs = {site.loc for site in self.layout.sites}
+        self._bind_intrinsics()
+        for loc, flag in self.layout.armed.items():
+            if exe.probes.at(loc) or exe.probes.global_probes:
+                self._write_flag(flag, b"\x01")
+        self._unsubscribe = exe.probes.subscribe(self._on_change)
+        if self.layout.moved_start is not None:
+            self._invoke(self._exports[START_EXPORT], ())
+
+    def _setup_wasi(self, opts: WasiOptions) -> None:
+        lib, ffi = self._lib, self._ffi
+        w = lib.rt_wasi_new()
+        if w == ffi.NULL:
+            raise ProbesError("out of memory")
+        self._wasi_ptr = w
+        self._ctx.wasi = w
+        for a in opts.argv:
+            lib.rt_wasi_add_arg(w, a.encode())
+        for k, v in opts.env.items():
+            lib.rt_wasi_add_env(w, f"{k}={v}".encode())
+        for fd, path in ((0, opts.stdin), (1, opts.stdout), (2, opts.stderr)):
+            if path is not None and lib.rt_wasi_set_stdio(w, fd, str(path).encode()) != 0:
+                raise ProbesError(f"cannot open {path} for the program's "
+                                  f"{('stdin', 'stdout', 'stderr')[fd]}")
+        for host, guest in opts.preopens:
+            if lib.rt_wasi_preopen(w, str(host).encode(), str(guest).encode()) != 0:
+                raise ProbesError(f"cannot preopen directory {host}")
+
+    def _value_bits(self, value: Any, t: ValType) -> int:
+        bits = getattr(value, "bits", None)
+        if isinstance(bits, int):  # a raw value (FuncRef, or an import given by bits)
+            return bits
+        if t.is_ref:
+            return self.ref_bits(value, t)
+        return to_bits(value, t)
+
+    def ref_bits(self, value: Any, t: ValType) -> int:
+        """A host value as a reference's bits (None is null)."""
+        if value is None:
+            return 0
+        self._externs.append(value.value if isinstance(value, ExternRef) else value)
+        return len(self._externs)
+
+    def funcref_bits(self, func: int) -> int:
+        return self._funcs_base + func * self._funcref_size
+
+    def _eval_const(self, expr: tuple[Instr, ...]) -> int:
+        stack: list[int] = []
+        ctx = self._ctx
+        for ins in expr:
+            name = ins.op.name
+            if name == "end":
+                break
+            if name in ("i32.const", "f32.const"):
+                stack.append(ins.imm & 0xFFFFFFFF)
+            elif name in ("i64.const", "f64.const"):
+                stack.append(ins.imm & 0xFFFFFFFFFFFFFFFF)
+            elif name == "ref.null":
+                stack.append(0)
+            elif name == "ref.func":
+                stack.append(self.funcref_bits(ins.imm))
+            elif name == "global.get":
+                stack.append(int(ctx.globals[ins.imm]))
+            else:
+                b = stack.pop()
+                a = stack.pop()
+                mask = 0xFFFFFFFF if name.startswith("i32") else 0xFFFFFFFFFFFFFFFF
+                op = name.split(".")[1]
+                r = a + b if op == "add" else a - b if op == "sub" else a * b
+                stack.append(r & mask)
+        return stack[-1] if stack else 0
+
+    def _elem_refs(self, el: Any) -> list[int]:
+        if el.funcs is not None:
+            return [self.funcref_bits(f) for f in el.funcs]
+        return [self._eval_const(e) for e in el.exprs or ()]
+
+    # -- state access (the wasm runner's hooks) -------------------------------------------------
+    def _stack_reader(self, probe: Any) -> Any:
+        import ctypes
+
+        sp_off, buf_off, cap = self.layout.stacks[id(probe)]
+        base = self._state.address()  # type: ignore[attr-defined]
+
+        def read() -> list[int]:
+            if self._frozen is not None:
+                raw_sp = self._frozen[sp_off:sp_off + 4]
+            else:
+                raw_sp = ctypes.string_at(base + sp_off, 4)
+            depth = min(struct.unpack("<I", raw_sp)[0] // 4, cap)
+            if depth <= 0:
+                return []
+            raw = (self._frozen[buf_off:buf_off + 4 * depth] if self._frozen is not None
+                   else ctypes.string_at(base + buf_off, 4 * depth))
+            return list(struct.unpack(f"<{depth}I", raw))
+        return read
+
+    def _read_memory(self, addr: int, size: int) -> bytes:
+        if self._memory is None:
+            raise ProbeError("the program has no memory to read")
+        return self._memory.read(None, addr, addr + size)  # type: ignore[union-attr]
+
+    # -- host calls from generated code ---------------------------------------------------------
+    def _host_call(self, kind: int, index: int, io: Any, n: int) -> int:
+        try:
+            if kind == 1:  # a probe: weaver callback-table slot
+                if index == 0:
+                    self._flush_trace()
+                    return 0
+                sig = self.layout.slots[index]
+                values = [from_bits(int(io[k]), t) for k, t in enumerate(sig.params)]
+                self._dispatch(*values)
+                return 0
+            fn, ft = self._host_funcs[index]
+            raw = getattr(fn, "__probes_raw__", False)
+            if raw:  # arguments and results as bit patterns
+                args = [int(io[k]) for k in range(len(ft.params))]
+            else:
+                args = [self._from_value_bits(int(io[k]), t) for k, t in enumerate(ft.params)]
+            result = fn(*args)
+            results = ft.results
+            if not results:
+                return 0
+            if len(results) == 1:
+                result = (result,)
+            if len(result) != len(results):
+                raise ProbesError(f"host function returned {len(result)} values, expected "
+                                  f"{len(results)}")
+            for k, (v, t) in enumerate(zip(result, results)):
+                io[k] = int(v) & 0xFFFFFFFFFFFFFFFF if raw else self._value_bits(v, t)
+            return 0
+        except BaseException as e:  # unwound in C, re-raised by _invoke
+            self._pending = e
+            return TRAP["host"]
+
+    def _from_value_bits(self, bits: int, t: ValType) -> Any:
+        if t.name == "externref":
+            return None if bits == 0 else self._externs[bits - 1]
+        if t.name == "funcref":
+            return None if bits == 0 else FuncRef(bits)
+        return from_bits(bits, t)
+
+    # -- running ---------------------------------------------------------------------------------
+    def _invoke(self, fn: Any, args: tuple[Any, ...]) -> Any:
+        func = int(fn)
+        ft = self._wm.func_type(func)
+        bits = [self._value_bits(a, t) for a, t in zip(args, ft.params)]
+        out = self.invoke_raw(func, bits)
+        values = [self._from_value_bits(b, t) for b, t in zip(out, ft.results)]
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else values
+
+    def invoke_raw(self, func: int, bits: list[int]) -> list[int]:
+        """Call function ``func`` with arguments and results as 64-bit patterns."""
+        exe = self.exe
+        if self._ctx is None:
+            raise ProbesError("the instance is closed")
+        wrapper = exe.wrappers.get(func)  # type: ignore[attr-defined]
+        if wrapper is None:
+            raise ProbesError(f"function {func} is not exported")
+        ft = self._wm.func_type(func)
+        if len(bits) != len(ft.params):
+            raise ProbesError(f"function {func} takes {len(ft.params)} argument(s), "
+                              f"got {len(bits)}")
+        self._frozen = None  # the guest runs again: read live state
+        for sp_off, _, _ in self.layout.stacks.values():
+            self._state.write(None, b"\0\0\0\0", sp_off)  # a trap may have left frames
+        io = self._ffi.new("uint64_t[]", max(len(ft.params), len(ft.results), 1))
+        for k, v in enumerate(bits):
+            io[k] = v & 0xFFFFFFFFFFFFFFFF
+        self._pending = None
+        kind = self._lib.rt_invoke(self._ctx, self._ffi.cast("void *", wrapper), io)
+        if kind == 0:
+            return [int(io[k]) for k in range(len(ft.results))]
+        self._unwound(kind)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unwound(self, kind: int) -> None:
+        ctx = self._ctx
+        if kind == TRAP["exit"]:
+            code = int(ctx.exit_code)
+            self.stats.exit_code = code
+            self._finish()
+            raise _Exit(code)
+        pending, self._pending = self._pending, None
+        if kind == TRAP["host"] and pending is not None:
+            if isinstance(pending, _ProbeTrap):
+                if pending.loc.pc >= 0:
+                    _first, index = self._block_of(pending.loc)
+                    self._trap_point = _TrapPoint(pending.loc.func, index, False)
+                trap = Trap("probe", pending.loc, (pending.loc,), pending.reason)
+                self.stats.trap = trap
+                self._finish()
+                raise trap
+            self._finish()
+            raise pending
+        trap = self._make_trap(kind)
+        self.stats.trap = trap
+        self._finish()
+        raise trap
+
+    def _make_trap(self, kind: int) -> Trap:
+        ctx = self._ctx
+        depth = int(ctx.trap_depth)
+        func, pc = int(ctx.trap_func), int(ctx.trap_pc)
+        raw: list[tuple[int, int]] = []
+        if func >= 0:
+            raw.append((func, pc))
+        max_depth = self.exe.config.max_depth  # type: ignore[attr-defined]
+        for d in range(min(depth, max_depth + 1) - 1, -1, -1):
+            rec = int(ctx.frames[d])
+            raw.append((rec >> 32, rec & 0xFFFFFFFF))
+        frames = [loc for f, p in raw if (loc := self._location(f, p)) is not None]
+        top = frames[0] if frames else None
+        if top is not None and top.func in self.layout.pcs and kind != TRAP["stack"]:
+            _first, index = self._block_of(top)
+            self._trap_point = _TrapPoint(top.func, index, True)
+        name = TRAP_NAMES.get(kind, "trap")
+        return Trap(name, top, frames)
+
+    def _location(self, func: int, pc: int) -> Location | None:
+        if func < self.module.num_imported_funcs or func >= self.module.num_funcs:
+            return None
+        return self._original_location(func, pc)
+
+    def call(self, export: str, *args: Any) -> Any:
+        """Call an exported function; traps raise `Trap` at original locations."""
+        func = self._exports.get(export)  # type: ignore[attr-defined]
+        if func is None:
+            names = [e.name for e in self.module.exports if e.kind == "func"]
+            raise ProbesError(f"no exported function {export!r} (exports: "
+                              f"{', '.join(names) or 'none'})")
+        try:
+            result = self._invoke(func, args)
+        except _Exit as e:
+            raise SystemExit(e.code) from None
+        self._finish()
+        return result
+
+    def run_wasi(self) -> int:
+        """Run the WASI command (``_start``); returns its exit code. Traps raise `Trap`."""
+        func = self._exports.get("_start")  # type: ignore[attr-defined]
+        if func is None:
+            raise ProbesError("the program has no _start export: not a WASI command "
+                              "(use --invoke to call an export)")
+        try:
+            self._invoke(func, ())
+        except _Exit as e:
+            return e.code
+        self._finish()
+        self.stats.exit_code = 0
+        return 0
+
+    def _finish(self) -> None:
+        self._frozen = None
+        self._flush_trace()
+        self._frozen = self._state.read(None, 0, self.layout.state_size)
+
+    def global_value(self, name: str) -> Any:
+        """The value of an exported global."""
+        idx = self._globals_exports.get(name)
+        if idx is None:
+            raise ProbesError(f"no exported global {name!r}")
+        return self._from_value_bits(int(self._ctx.globals[idx]),
+                                     self._wm.all_globals()[idx].valtype)
+
+    def global_bits(self, name: str) -> int:
+        idx = self._globals_exports[name]
+        return int(self._ctx.globals[idx])
+
+    def close(self) -> None:
+        """Settle intrinsic probes and free the runtime state."""
+        if self._ctx is None:
+            return
+        try:
+            super().close()
+            if self._frozen is None:
+                self._frozen = self._state.read(None, 0, self.layout.state_size)
+        finally:
+            self._free()
+
+    def _free(self) -> None:
+        ctx = self._ctx
+        self._ctx = None
+        if ctx is not None:
+            if self._wasi_ptr is not None:
+                ctx.wasi = self._ffi.NULL
+                self._lib.rt_wasi_free(self._wasi_ptr)
+                self._wasi_ptr = None
+            self._lib.rt_ctx_free(ctx)
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_ctx", None) is not None:
+                self._unsubscribe()
+                self._free()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+
+@dataclass(frozen=True)
+class FuncRef:
+    """A non-null funcref handed to Python (its runtime descriptor address)."""
+
+    bits: int
+    """The reference's bits."""
+
+
+def _enosys(name: str, ft: FuncType) -> Callable[..., Any]:
+    """A WASI function outside the C subset: fails with ENOSYS (52)."""
+
+    def stub(*args: Any) -> Any:
+        if len(ft.results) == 1:
+            return _ENOSYS
+        return None
+    stub.__name__ = f"wasi_{name}_enosys"
+    return stub
+
+
+_ = (itertools, sys, func_symbol)
