@@ -85,7 +85,8 @@ class ProfileData:
     """"loads"/"stores" -> 64 KiB page -> accesses."""
     cct: dict[tuple[int, ...], dict[str, float]] = field(default_factory=dict)
     """Calling-context tree: call path (function indices from the root) ->
-    {"calls": n, "samples": s, "self_ns": t}."""
+    {"samples", "total_ns", "self_samples", "self_ns"} (sampled; exact call
+    counts per function are in `entries`)."""
     trace: list[tuple[Location, int]] = field(default_factory=list)
     """Trace events (location, value), oldest first (bounded by the monitor)."""
     trace_dropped: int = 0
