@@ -584,10 +584,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
     try:
         parser = build_parser()
+        argv = list(sys.argv[1:] if argv is None else argv)
+        # Everything after the first `--` belongs to the program, whatever options
+        # come between PROG and it (argparse alone binds positionals too early).
+        rest: list[str] | None = None
+        if "--" in argv:
+            cut = argv.index("--")
+            argv, rest = argv[:cut], argv[cut + 1:]
         try:
             args = parser.parse_args(argv)
         except SystemExit as e:  # --help, --version (0) and usage errors (2)
             return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+        if rest is not None:
+            if not hasattr(args, "program_args"):
+                parser.error(f"{args.command} takes no program arguments after --")
+            args.program_args = list(args.program_args or []) + rest
         result: int = args._run(args)
         sys.stdout.flush()
         return result

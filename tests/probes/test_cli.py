@@ -430,3 +430,9 @@ def test_ctrl_c_stops_a_running_guest_and_keeps_the_profile(installed: None,
     assert err.splitlines()[-1] == "probes: error: interrupted; profile written to p.json"
     data = json.loads((tmp_path / "p.json").read_text())
     assert sum(data["counts"].values()) > 0
+
+
+def test_options_between_program_and_its_arguments(run: Run) -> None:
+    proc = run("trace", EXAMPLES / "interp.wasm", "-m", "icount", "--", "5")
+    assert proc.returncode == 5, proc.stderr
+    assert "icount:" in proc.stderr
