@@ -191,17 +191,18 @@ def source_map(module: Module) -> SourceMap:
 
 
 def resolve_source(path: str, search: Sequence[str | os.PathLike[str]] = ()) -> str | None:
-    """An existing file for a path the debug info names: the path itself, else
-    its trailing components under each ``search`` directory (so a checkout
-    moved since the build still resolves)."""
-    if os.path.isfile(path):
-        return path
+    """An existing file for a path the debug info names: its trailing components
+    under each ``search`` directory first (the program's own directory comes
+    first, so a copy of a checkout resolves to its own sources, not to the
+    tree it was built in), else the path itself."""
     parts = [p for p in path.replace("\\", "/").split("/") if p]
     for d in search:
         for k in range(len(parts)):
             cand = os.path.join(os.fspath(d), *parts[k:])
             if os.path.isfile(cand):
                 return cand
+    if os.path.isfile(path):
+        return path
     return None
 
 
