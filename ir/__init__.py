@@ -7,14 +7,20 @@ nothing of probes; everything above it reads these objects.
 from .decoder import decode
 from .encoder import encode
 from .errors import (
-    DecodeError, LinkError, ProbeError, ProbesError, Trap, UnsupportedFeature, ValidationError,
+    DecodeError,
+    LinkError,
+    ProbeError,
+    ProbesError,
+    Trap,
+    UnsupportedFeature,
+    ValidationError,
 )
 from .loader import load, load_bytes
 from .location import Location
 from .module import Function, Instr, Module
 from .opcodes import OPCODES, OpInfo
 from .types import FuncType, ValType
-from .validator import validate, operand_stacks
+from .validator import operand_stacks, validate
 
 __all__ = [
     "decode", "encode", "validate", "operand_stacks", "load", "load_bytes",

@@ -386,7 +386,7 @@ def cfg_from_instrs(instrs: list[Instr], func_index: int = -1) -> CFG:
     # 3. Blocks.
     starts = sorted(leaders)
     blocks = [BasicBlock(k, list(instrs[s:e]))
-              for k, (s, e) in enumerate(zip(starts, [*starts[1:], n]))]
+              for k, (s, e) in enumerate(zip(starts, [*starts[1:], n], strict=False))]
     exit_block = BasicBlock(len(blocks), [])
     block_at = {s: k for k, s in enumerate(starts)}  # leader index -> block id
     block_at[n] = exit_block.id

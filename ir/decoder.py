@@ -15,13 +15,31 @@ from ._gc import gc_paused
 from .errors import DecodeError, UnsupportedFeature
 from .leb import read_s32, read_s33, read_s64, read_u32
 from .module import (
-    EXTERN_KINDS, CustomSection, Data, Elem, Export, Function, Global, Import, Instr, Module,
-    RawSection, section_key,
+    EXTERN_KINDS,
+    CustomSection,
+    Data,
+    Elem,
+    Export,
+    Function,
+    Global,
+    Import,
+    Instr,
+    Module,
+    RawSection,
+    section_key,
 )
 from .opcodes import PREFIXED, REJECTED, REJECTED_SIMD_RANGE, SINGLE, OpInfo
 from .types import (
-    EMPTY_BLOCK, FUNCREF, VALTYPES, BlockType, FuncType, GlobalType, Limits, MemoryType,
-    TableType, ValType,
+    EMPTY_BLOCK,
+    FUNCREF,
+    VALTYPES,
+    BlockType,
+    FuncType,
+    GlobalType,
+    Limits,
+    MemoryType,
+    TableType,
+    ValType,
 )
 
 __all__ = ["decode", "decode_body", "MAGIC", "VERSION"]
@@ -481,7 +499,7 @@ def decode(data: bytes | bytearray | memoryview, *, lazy: bool = True) -> Module
         raise DecodeError("data count and data section have inconsistent lengths", end)
 
     nimp = m.num_imported_funcs
-    for i, (ti, (b0, b1)) in enumerate(zip(func_types or (), code_ranges or ())):
+    for i, (ti, (b0, b1)) in enumerate(zip(func_types or (), code_ranges or (), strict=False)):
         m.functions.append(_make_function(data, nimp + i, ti, b0, b1, has_data_count))
     if not lazy:
         with gc_paused():

@@ -9,13 +9,22 @@ with minimal LEB128s.
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from .decoder import MAGIC, VERSION
 from .errors import DecodeError
 from .leb import read_u32, s32, s33, s64, u32
 from .module import (
-    EXTERN_KINDS, SECTION_ORDER, CustomSection, Data, Elem, Function, Global, Instr, Module,
+    EXTERN_KINDS,
+    SECTION_ORDER,
+    CustomSection,
+    Data,
+    Elem,
+    Function,
+    Global,
+    Instr,
+    Module,
     section_key,
 )
 from .opcodes import OPCODES, OpInfo

@@ -6,7 +6,8 @@ Every error a user can cause is a `ProbesError`; messages end in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .location import Location

@@ -9,8 +9,9 @@ contents are unchanged, and a function body verbatim while nobody replaced it.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .location import Location
 from .opcodes import OpInfo

@@ -7,7 +7,7 @@ types before every instruction, which the backends and `OperandProbe` use.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ._gc import gc_paused
 from .errors import ValidationError

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any
 
 from .backends.base import CompileOptions, WasiOptions, get_backend
 from .ir import Module, ProbeError, Trap, load_bytes
@@ -139,7 +141,7 @@ def _coerce_args(module: Module, export: str, args: Sequence[Any]) -> list[Any]:
         raise ProbeError(f"{export} takes {len(params)} argument(s) "
                          f"({' '.join(map(str, params)) or 'none'}), got {len(args)}")
     out: list[Any] = []
-    for a, t in zip(args, params):
+    for a, t in zip(args, params, strict=False):
         if not isinstance(a, str):
             out.append(a)
             continue

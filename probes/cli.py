@@ -27,10 +27,9 @@ from typing import Any
 from .ir import ProbesError
 from .ir.decoder import decode
 from .ir.errors import DecodeError, LinkError, UnsupportedFeature, ValidationError
-from .ir.loader import ProgramNotFound
 from .ir.features import FEATURES, features_used
 from .ir.leb import read_u32
-from .ir.loader import load_bytes
+from .ir.loader import ProgramNotFound, load_bytes
 from .ir.module import SECTION_NAMES, Module
 from .ir.types import GlobalType, MemoryType, TableType
 

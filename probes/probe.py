@@ -8,8 +8,9 @@ with only the frame parts it declares in `Probe.reads` materialized.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .ir import Location, ProbeError
 

@@ -13,7 +13,7 @@ firing ends — the firing iterates over the list as it was when it began.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from .ir import Location, Module, ProbeError
 from .probe import Probe, check_probe

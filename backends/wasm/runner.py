@@ -17,11 +17,17 @@ import wasmtime
 from ...ir import LinkError, Location, Module, ProbeError, ProbesError, Trap
 from ...ir.loader import CACHE_DIR
 from ...probe import (
-    CountProbe, CoverageProbe, DynamicLoc, OperandProbe, Probe, ShadowStackProbe, TraceProbe,
+    CountProbe,
+    CoverageProbe,
+    DynamicLoc,
+    OperandProbe,
+    Probe,
+    ShadowStackProbe,
+    TraceProbe,
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
 from ..base import CompileOptions, WasiOptions
-from .weaver import STATE_EXPORT, START_EXPORT, TABLE_EXPORT, Layout, Woven, weave
+from .weaver import START_EXPORT, STATE_EXPORT, TABLE_EXPORT, Layout, Woven, weave
 
 __all__ = ["WasmBackend", "WasmExecutable", "WasmInstance"]
 
@@ -575,7 +581,7 @@ class WasmInstance:
     def close(self) -> None:
         """Settle intrinsic probes (keep their final values) and release the store."""
         self._flush_trace()
-        for loc, probes in self.exe.snapshot.items():
+        for _loc, probes in self.exe.snapshot.items():
             for p in probes:
                 if isinstance(p, (CountProbe, OperandProbe)):
                     for src in list(p._sources):

@@ -23,19 +23,37 @@ that may trap before their end, so coverage stays exact after a trap).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from ...ir import Location, Module, ProbeError
 from ...ir.blocks import CountingBlock, counting_blocks
 from ...ir.encoder import encode, encode_instrs_with_offsets, encode_locals
 from ...ir.module import Export, Function, Instr
 from ...ir.opcodes import BY_NAME, OpInfo
-from ...ir.types import EMPTY_BLOCK, F32, F64, FUNCREF, I32, I64, BlockType, FuncType, Limits
-from ...ir.types import MemoryType, TableType, ValType
+from ...ir.types import (
+    EMPTY_BLOCK,
+    F32,
+    F64,
+    FUNCREF,
+    I32,
+    I64,
+    BlockType,
+    FuncType,
+    Limits,
+    MemoryType,
+    TableType,
+    ValType,
+)
 from ...ir.validator import operand_stacks
 from ...probe import (
-    CountProbe, CoverageProbe, FrameReads, OperandProbe, Probe, ShadowStackProbe, TraceProbe,
+    CountProbe,
+    CoverageProbe,
+    FrameReads,
+    OperandProbe,
+    Probe,
+    ShadowStackProbe,
+    TraceProbe,
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
 
@@ -234,7 +252,7 @@ class _Weaver:
             code, offsets = encode_instrs_with_offsets(instrs, len(head))
             out.functions[idx - m.num_imported_funcs] = Function(idx, orig.type_index,
                                                                  head + code)
-            pairs = [(off, ins.pc) for off, ins in zip(offsets, instrs) if ins.pc >= 0]
+            pairs = [(off, ins.pc) for off, ins in zip(offsets, instrs, strict=False) if ins.pc >= 0]
             layout.offset_maps[idx] = ([a for a, _ in pairs], [b for _, b in pairs])
         pages = max(1, -(-layout.state_size // _PAGE))
         out.memories.append(MemoryType(Limits(pages, pages)))

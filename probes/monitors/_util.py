@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..ir import Location, Module
 from ..ir.blocks import counting_blocks
@@ -47,7 +47,7 @@ def table(rows: list[tuple[object, ...]], header: tuple[str, ...]) -> str:
     lines = []
     for k, r in enumerate(cells):
         parts = [c.rjust(w) if k and c.replace(".", "").replace("%", "").isdigit() else c.ljust(w)
-                 for c, w in zip(r, widths)]
+                 for c, w in zip(r, widths, strict=False)]
         lines.append("  ".join(parts).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
