@@ -242,6 +242,8 @@ class WasmInstance:
         self._trap_point: _TrapPoint | None = None
         self._frozen: bytes | None = None
         self._firsts: dict[int, list[int]] = {}
+        self._pending: BaseException | None = None
+        self._keep: list[Any] = []  # raw callbacks must outlive the store
         self.store = wasmtime.Store(exe.engine)
         if exe.options.fuel:
             self.store.set_fuel(exe.options.fuel)
@@ -265,6 +267,7 @@ class WasmInstance:
         self._memory = ex[self.layout.memory_export] if self.layout.memory_export else None
         self._fill_table(ex[TABLE_EXPORT])
         self._inline: dict[Location, set[int]] = {}
+        self._sites: list[Any] = [None] * len(self.layout.sites)
         self._site_locs = {site.loc for site in self.layout.sites}
         self._bind_intrinsics()
         for loc, flag in self.layout.armed.items():
@@ -295,10 +298,16 @@ class WasmInstance:
                 linker.define(self.store, imp.module, imp.name, provided)
 
     def _fill_table(self, table: wasmtime.Table) -> None:
+        """One host function per callback signature. Numeric signatures use a raw
+        trampoline (no per-call wrapper objects: ~0.5 µs instead of ~2.5 µs per
+        call); anything else, or a wasmtime-py without that API, the generic one."""
         for slot, sig in enumerate(self.layout.slots):
             ft = wasmtime.FuncType([_wt(t) for t in sig.params], [])
-            fn = self._flush_trace if slot == 0 else self._dispatch
-            table.set(self.store, slot, wasmtime.Func(self.store, ft, fn))
+            func = _raw_host_func(self, ft, slot, sig.params)
+            if func is None:
+                fn = self._flush_trace if slot == 0 else self._dispatch
+                func = wasmtime.Func(self.store, ft, fn)
+            table.set(self.store, slot, func)
 
     # -- intrinsic probes: live readers over the state memory ---------------------------------
     def _state_bytes(self, start: int, size: int) -> bytes:
@@ -462,24 +471,38 @@ class WasmInstance:
 
     # -- host dispatch ---------------------------------------------------------------------
     def _dispatch(self, site_id: int, *values: Any) -> None:
+        """Fire the host-dispatched probes of a site, in order.
+
+        What fires is looked up in the live ProbeSet, cached per site until the
+        set changes; the tuple is taken when the firing begins, so changes to
+        this site's list made by the probes themselves wait for the next one.
+        The DynamicLoc is reused: it is only valid during `fire`.
+        """
+        entry = self._sites[site_id]
+        if entry is None or entry[0] != self.exe.probes.version:
+            entry = self._site_entry(site_id)
+        _, fires, dl, k = entry
+        if values:
+            dl._operands = values[:k]
+            dl._locals = values[k:]
+        for fire in fires:
+            action = fire(dl)
+            if action is not None and action.trap_reason is not None:
+                raise _ProbeTrap(action.trap_reason, dl.location)
+
+    def _site_entry(self, site_id: int) -> tuple[int, tuple[Any, ...], DynamicLoc, int]:
         site = self.layout.sites[site_id]
         loc = site.loc
-        self.stats.host_calls += 1
         probes: tuple[Probe, ...] = self.exe.probes.at(loc)
         if site.is_global:
             probes = self.exe.probes.global_probes + probes
-        if not probes:
-            return
         inline = self._inline.get(loc, ())
-        k = site.reads.operands
-        dl = DynamicLoc(loc.func, loc.pc, site.reads, values[k:], values[:k],
+        fires = tuple(p.fire for p in probes if id(p) not in inline)
+        dl = DynamicLoc(loc.func, loc.pc, site.reads, (), (),
                         self._read_memory if site.reads.memory else None)
-        for p in probes:
-            if id(p) in inline:
-                continue
-            action = p.fire(dl)
-            if action is not None and action.trap_reason is not None:
-                raise _ProbeTrap(action.trap_reason, loc)
+        entry = (self.exe.probes.version, fires, dl, site.reads.operands)
+        self._sites[site_id] = entry
+        return entry
 
     def _read_memory(self, addr: int, size: int) -> bytes:
         if self._memory is None:
@@ -520,6 +543,12 @@ class WasmInstance:
             self._finish()
             raise _Exit(e.code) from None
         except wasmtime.Trap as t:
+            pending, self._pending = self._pending, None
+            if pending is not None:  # raised by a probe in a raw host callback
+                if isinstance(pending, _ProbeTrap):
+                    return self._probe_trapped(pending)
+                self._finish()
+                raise pending
             trap = self._convert_trap(t)
             self._finish()
             if trap.kind == "interrupt":
@@ -527,15 +556,19 @@ class WasmInstance:
             self.stats.trap = trap
             raise trap from None
         except _ProbeTrap as pt:
-            if pt.loc.pc >= 0:
-                first, index = self._block_of(pt.loc)
-                self._trap_point = _TrapPoint(pt.loc.func, index, False)
-            trap = Trap("probe", pt.loc, (pt.loc,), pt.reason)
-            self.stats.trap = trap
-            self._finish()
-            raise trap from None
+            return self._probe_trapped(pt)
         except wasmtime.WasmtimeError as e:
             raise ProbesError(f"wasmtime: {_first_line(e)}") from None
+
+    def _probe_trapped(self, pt: _ProbeTrap) -> Any:
+        """A probe asked to stop the program: a Trap at the probe's location."""
+        if pt.loc.pc >= 0 and pt.loc.func in self.layout.pcs:
+            first, index = self._block_of(pt.loc)
+            self._trap_point = _TrapPoint(pt.loc.func, index, False)
+        trap = Trap("probe", pt.loc, (pt.loc,), pt.reason)
+        self.stats.trap = trap
+        self._finish()
+        raise trap from None
 
     def call(self, export: str, *args: Any) -> Any:
         """Call an exported function; traps raise `Trap` at original locations."""
@@ -618,6 +651,69 @@ class WasmInstance:
         if i >= len(orig):
             i = len(orig) - 1
         return Location(func, orig[i])
+
+
+_RAW_FIELDS = {"i32": "i32", "i64": "i64", "f32": "f32", "f64": "f64"}
+_NULL_FINALIZER: Any = None
+
+
+def _raw_host_func(inst: WasmInstance, ft: wasmtime.FuncType, slot: int,
+                   params: tuple[Any, ...]) -> wasmtime.Func | None:
+    """A host function on wasmtime's unchecked API, reading raw arguments directly.
+
+    Exceptions cannot cross the C boundary: they are parked on the instance and
+    a trap is returned; `_invoke` re-raises the parked exception.
+    """
+    global _NULL_FINALIZER
+    if any(t.name not in _RAW_FIELDS for t in params):
+        return None
+    try:
+        import ctypes
+
+        from wasmtime import _ffi as ffi
+
+        if _NULL_FINALIZER is None:
+            _NULL_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(0)
+        fields = [_RAW_FIELDS[t.name] for t in params[1:]]
+        dispatch = inst._dispatch
+        flush = inst._flush_trace
+
+        def fail(e: BaseException) -> int:
+            inst._pending = e
+            msg = b"probes: host callback failed"
+            return ctypes.cast(ffi.wasmtime_trap_new(msg, len(msg)), ctypes.c_void_p).value or 0
+
+        if slot == 0:
+            def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
+                try:
+                    flush()
+                    return 0
+                except BaseException as e:  # noqa: BLE001 - parked, re-raised by _invoke
+                    return fail(e)
+        elif not fields:
+            def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
+                try:
+                    dispatch(args[0].i32)
+                    return 0
+                except BaseException as e:  # noqa: BLE001
+                    return fail(e)
+        else:
+            def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
+                try:
+                    dispatch(args[0].i32, *[getattr(args[i + 1], f)
+                                            for i, f in enumerate(fields)])
+                    return 0
+                except BaseException as e:  # noqa: BLE001
+                    return fail(e)
+
+        raw_cb = ffi.wasmtime_func_unchecked_callback_t(callback)
+        func = ffi.wasmtime_func_t()
+        ffi.wasmtime_func_new_unchecked(inst.store._context(), ft.ptr(), raw_cb, None,
+                                        _NULL_FINALIZER, ctypes.byref(func))
+        inst._keep.append(raw_cb)
+        return wasmtime.Func._from_raw(func)
+    except (ImportError, AttributeError, TypeError):  # another wasmtime-py: generic path
+        return None
 
 
 class _Exit(Exception):
