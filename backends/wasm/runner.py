@@ -548,7 +548,7 @@ class WasmInstance:
                 if isinstance(pending, _ProbeTrap):
                     return self._probe_trapped(pending)
                 self._finish()
-                raise pending
+                raise pending from None
             trap = self._convert_trap(t)
             self._finish()
             if trap.kind == "interrupt":
