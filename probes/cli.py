@@ -543,7 +543,7 @@ def _layout_json(woven: Any) -> dict[str, Any]:
                            sorted(lay.block_counters.items())],
         "coverage_flags": [{"func": f, "first_instr": i, "offset": off,
                             "pc": lay.pcs[f][i]} for (f, i), off in
-                           sorted(lay.cov_entry.items())],
+                           sorted(lay.cov_flags.items())],
         "histograms": [{"offset": off, "slots": n} for off, n in lay.histograms.values()],
         "callback_sites": [{"func": s.loc.func, "pc": s.loc.pc, "slot": s.slot}
                            for s in lay.sites],

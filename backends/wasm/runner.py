@@ -364,13 +364,19 @@ class WasmInstance:
             off = self.layout.site_flags.get(loc)
             return off is not None and self._u8(off) != 0
         first, index = self._block_of(loc)
-        off = self.layout.cov_entry.get((loc.func, first))
-        if off is None or not self._u8(off):
+        off = self.layout.cov_flags.get((loc.func, first))
+        if off is None:
             return False
-        done = self.layout.cov_done.get((loc.func, first))
-        if done is not None and self._u8(done):
+        if self._u8(off):
             return True
-        return not self._after_trap(loc.func, first, index)
+        # Never completed: covered only up to where this run trapped in it.
+        tp = self._trap_point
+        if tp is None or tp.func != loc.func or tp.index < first:
+            return False
+        last = next(b.last for b in self.layout.blocks[loc.func] if b.first == first)
+        if tp.index > last:
+            return False
+        return index < tp.index or (index == tp.index and tp.inclusive)
 
     def histogram(self, probe: OperandProbe) -> dict[int, int]:
         off, slots = self.layout.histograms[id(probe)]

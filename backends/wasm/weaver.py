@@ -17,8 +17,8 @@ at original `Location`s.
 Counting: a `CountProbe` is compiled as one 64-bit counter per *counting
 block* (ir/blocks.py) — one add per block, not per instruction; the host
 derives exact counts per location, correcting the block of a trap.
-`CoverageProbe` is a byte store per block (plus a completion byte for blocks
-that may trap before their end, so coverage stays exact after a trap).
+`CoverageProbe` is one byte store per block, just before its last instruction;
+the block a trap cut short is completed from the trap location.
 """
 
 from __future__ import annotations
@@ -106,10 +106,9 @@ class Layout:
     """(func, first instruction index of the counting block) -> counter offset."""
     site_counters: dict[Location, int] = field(default_factory=dict)
     """Entry/exit sites -> counter offset."""
-    cov_entry: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(func, block first index) -> offset of the 'entered' flag byte."""
-    cov_done: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(func, block first index) -> offset of the 'reached its last instruction' flag."""
+    cov_flags: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(func, block first index) -> flag byte set when the block reaches its last
+    instruction."""
     site_flags: dict[Location, int] = field(default_factory=dict)
     """Entry/exit sites -> coverage flag offset."""
     histograms: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -330,14 +329,13 @@ class _Weaver:
             layout.block_counters[(f.index, first)] = off
             pre.setdefault(first, []).extend(self.counter_add(off))
         for first in sorted(want_cov):
+            # One store just before the block's last instruction: set means the
+            # whole block ran; a block cut short by a trap is completed from the
+            # trap location by the host.
             b = block_at[first]
             off = layout.alloc(1, 1)
-            layout.cov_entry[(f.index, first)] = off
-            pre.setdefault(first, []).extend(self.flag_store(off))
-            if b.traps_inside:
-                done = layout.alloc(1, 1)
-                layout.cov_done[(f.index, first)] = done
-                pre.setdefault(b.last, []).extend(self.flag_store(done))
+            layout.cov_flags[(f.index, first)] = off
+            pre.setdefault(b.last, []).extend(self.flag_store(off))
 
         # Per-location probes that are not plain counts/coverage, in index order.
         for i, ins in enumerate(instrs):
