@@ -114,6 +114,10 @@ def get_backend(name: str = "wasm") -> Backend:
         from .wasm import WasmBackend
         return WasmBackend()
     if name == "native":
-        raise ProbesError("the native backend is not available yet (see issue: native "
-                          "backend); use --backend wasm")
+        try:
+            from .native import NativeBackend
+        except ImportError as e:
+            raise ProbesError(f"the native backend needs llvmlite and cffi "
+                              f"(pip install 'probes[native]'): {e}") from None
+        return NativeBackend()
     raise ProbesError(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})")

@@ -13,8 +13,9 @@ import hashlib
 import itertools
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -52,7 +53,7 @@ def target_machine(opt_level: int) -> llvm.TargetMachine:
             target = llvm.Target.from_triple(llvm.get_process_triple())
             cpu, features = host_cpu()
             tm = target.create_target_machine(cpu=cpu, features=features, opt=opt_level,
-                                              reloc="pic", codemodel="default")
+                                              reloc="pic", codemodel="small")
             _TM[opt_level] = tm
         return tm
 
@@ -120,7 +121,7 @@ class Linked:
 def link(obj: bytes, imports: dict[str, int], exports: list[str]) -> Linked:
     """Load an object file, resolving ``imports`` (name -> address) and libc/libm."""
     tm = target_machine(2)
-    jit = llvm.create_lljit_compiler(tm)
+    jit = llvm.create_lljit_compiler(tm, use_jit_link=True)
     builder = llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
     for name, addr in imports.items():
         builder = builder.import_symbol(name, addr)

@@ -27,8 +27,9 @@ through its appended table; on that table the lowering emits a direct
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from llvmlite import ir
 
@@ -661,7 +662,7 @@ class _FuncLowering:
         if fr.kind == "func":
             emit_return(b, self.ret_type, values)
             return
-        for slot, v in zip(self.ensure_slots(fr), values):
+        for slot, v in zip(self.ensure_slots(fr), values, strict=False):
             b.store(v, slot)
         fr.branched = True
         assert fr.label_bb is not None
@@ -708,7 +709,8 @@ class _FuncLowering:
                 self.locals.append(a)
                 self.local_types.append(lt)
         self.pc = f.instrs[0].pc if f.instrs else 0
-        self.prologue()
+        if not self._is_small_leaf():
+            self.prologue()
         results = tuple(lltype(t) for t in ft.results)
         top = _Frame("func", (), results, 0)
         self.frames.append(top)
@@ -731,6 +733,18 @@ class _FuncLowering:
             handler(self, ins)
             i += 1
         eb.branch(self.fn.blocks[1])
+
+    def _is_small_leaf(self) -> bool:
+        """A function that calls nothing and has a small frame cannot exhaust the stack
+        (the runtime keeps a margin below the limit), so it needs no entry check."""
+        if len(self.locals) > 256:
+            return False
+        for ins in self.f.instrs:
+            name = ins.op.name
+            if name == "call" or (name == "call_indirect" and
+                                  ins.imm[1] != self.ml.cfg.probe_table):
+                return False
+        return True
 
     def prologue(self) -> None:
         """Trap with stack exhaustion when the native stack or the call depth runs out."""
@@ -770,12 +784,12 @@ def _block(fl: _FuncLowering, ins: Instr) -> None:
         vals = fl.popn(len(params))
         if params:
             slots = fl.ensure_slots(fr)
-            for s, v in zip(slots, vals):
+            for s, v in zip(slots, vals, strict=False):
                 b.store(v, s)
         b.branch(header)
         b.position_at_end(header)
         if params:
-            for s, t in zip(fl.ensure_slots(fr), params):
+            for s, _t in zip(fl.ensure_slots(fr), params, strict=False):
                 fl.push(b.load(s))
     else:
         fr.end_bb = fl.new_block("block_end")
@@ -888,7 +902,7 @@ def _br_if(fl: _FuncLowering, ins: Instr) -> None:
         b.position_at_end(taken)
         emit_return(b, fl.ret_type, _carried(fl, fr))
     else:
-        for slot, v in zip(fl.ensure_slots(fr), _carried(fl, fr)):
+        for slot, v in zip(fl.ensure_slots(fr), _carried(fl, fr), strict=False):
             b.store(v, slot)
         fr.branched = True
         assert fr.label_bb is not None
@@ -1210,9 +1224,24 @@ def _elem_drop(fl: _FuncLowering, ins: Instr) -> None:
 # -- constants ---------------------------------------------------------------------------------------
 
 def _float_const(t: ir.Type, bits: int) -> ir.Constant:
+    """A float constant with exactly these bits (NaN payloads through a bitcast)."""
     if t == F32:
-        return ir.Constant(I32, bits & 0xFFFFFFFF).bitcast(F32)
-    return ir.Constant(I64, bits & 0xFFFFFFFFFFFFFFFF).bitcast(F64)
+        bits &= 0xFFFFFFFF
+        value = struct.unpack("<f", struct.pack("<I", bits))[0]
+        if value != value:
+            return ir.Constant(I32, bits).bitcast(F32)
+        return ir.Constant(F32, value)
+    bits &= 0xFFFFFFFFFFFFFFFF
+    value = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    if value != value:
+        return ir.Constant(I64, bits).bitcast(F64)
+    return ir.Constant(F64, value)
+
+
+def _identity(v: ir.Value) -> bool:
+    """A constant LLVM may fold away as an arithmetic identity (x+-0, x-0, x*1, x/1, x*-1)."""
+    return isinstance(v, ir.Constant) and isinstance(v.constant, float) and \
+        v.constant in (0.0, 1.0, -1.0)
 
 
 @_lowers("i32.const")
@@ -1395,6 +1424,9 @@ def _fbin(fl: _FuncLowering, ins: Instr) -> None:
         r = b.call(fl.ml.intrinsic(f"llvm.copysign.{_fsuffix(t)}", t, [t, t]), [x, y])
     else:
         r = _fminmax(fl, x, y, op == "min")
+    if op in ("add", "sub", "mul", "div") and (_identity(x) or _identity(y)):
+        # Wasm quiets a signalling NaN operand; LLVM would fold the operation away.
+        r = b.call(fl.ml.intrinsic(f"llvm.canonicalize.{_fsuffix(t)}", t, [t]), [r])
     fl.push(r)
 
 
@@ -1457,6 +1489,9 @@ def _convert(fl: _FuncLowering, ins: Instr) -> None:
         r = b.zext(x, I64)
     elif name == "f32.demote_f64":
         r = b.fptrunc(x, F32)
+        if isinstance(x, ir.CastInstr) and x.opname == "fpext":
+            # LLVM folds demote(promote(x)) to x; Wasm quiets a signalling NaN.
+            r = b.call(fl.ml.intrinsic("llvm.canonicalize.f32", F32, [F32]), [r])
     elif name == "f64.promote_f32":
         r = b.fpext(x, F64)
     elif rest.startswith("reinterpret"):

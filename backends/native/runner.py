@@ -18,9 +18,10 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ...ir import LinkError, Location, Module, ProbeError, ProbesError, Trap, decode
 from ...ir.loader import CACHE_DIR
@@ -32,7 +33,14 @@ from ..wasm.runner import RunStats, WasmInstance, _Exit, _ProbeTrap, _TrapPoint
 from ..wasm.weaver import START_EXPORT, TABLE_EXPORT, Woven, weave
 from . import jit
 from .lower import (
-    INIT_SYMBOL, RUNTIME_SYMBOLS, TRAP, CtxLayout, LowerConfig, func_symbol, lower, type_ids,
+    INIT_SYMBOL,
+    RUNTIME_SYMBOLS,
+    TRAP,
+    CtxLayout,
+    LowerConfig,
+    func_symbol,
+    lower,
+    type_ids,
 )
 
 __all__ = ["NativeBackend", "NativeExecutable", "NativeInstance", "MemoryImport", "TableImport",
@@ -79,6 +87,8 @@ WASI_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 """The WASI functions implemented in C, with their signatures."""
 
 WASI_MODULES = ("wasi_snapshot_preview1",)
+BACKTRACE_LIMIT = 20
+"""Innermost frames kept in `Trap.backtrace` (what wasmtime reports, for equal traps)."""
 _ENOSYS = 52
 _MAX_DEPTH = 50000
 _PAGE = 65536
@@ -512,13 +522,7 @@ class NativeInstance(WasmInstance):
                     raise Trap("out of bounds memory access")
                 lib.rt_data_drop(ctx, i)
         # The wasm runner's probe bookkeeping.
-        self._inline: dict[Location, set[int]] = {}
-        self._site_locs = {site.loc for site in self.layout.sites}
-        self._bind_intrinsics()
-        for loc, flag in self.layout.armed.items():
-            if exe.probes.at(loc) or exe.probes.global_probes:
-                self._write_flag(flag, b"\x01")
-        self._unsubscribe = exe.probes.subscribe(self._on_change)
+        self._init_probe_state()
         if self.layout.moved_start is not None:
             self._invoke(self._exports[START_EXPORT], ())
 
@@ -641,7 +645,7 @@ class NativeInstance(WasmInstance):
             if len(result) != len(results):
                 raise ProbesError(f"host function returned {len(result)} values, expected "
                                   f"{len(results)}")
-            for k, (v, t) in enumerate(zip(result, results)):
+            for k, (v, t) in enumerate(zip(result, results, strict=False)):
                 io[k] = int(v) & 0xFFFFFFFFFFFFFFFF if raw else self._value_bits(v, t)
             return 0
         except BaseException as e:  # unwound in C, re-raised by _invoke
@@ -659,9 +663,9 @@ class NativeInstance(WasmInstance):
     def _invoke(self, fn: Any, args: tuple[Any, ...]) -> Any:
         func = int(fn)
         ft = self._wm.func_type(func)
-        bits = [self._value_bits(a, t) for a, t in zip(args, ft.params)]
+        bits = [self._value_bits(a, t) for a, t in zip(args, ft.params, strict=False)]
         out = self.invoke_raw(func, bits)
-        values = [self._from_value_bits(b, t) for b, t in zip(out, ft.results)]
+        values = [self._from_value_bits(b, t) for b, t in zip(out, ft.results, strict=False)]
         if not values:
             return None
         return values[0] if len(values) == 1 else values
@@ -727,6 +731,7 @@ class NativeInstance(WasmInstance):
             rec = int(ctx.frames[d])
             raw.append((rec >> 32, rec & 0xFFFFFFFF))
         frames = [loc for f, p in raw if (loc := self._location(f, p)) is not None]
+        frames = frames[:BACKTRACE_LIMIT]
         top = frames[0] if frames else None
         if top is not None and top.func in self.layout.pcs and kind != TRAP["stack"]:
             _first, index = self._block_of(top)

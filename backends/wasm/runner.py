@@ -266,16 +266,22 @@ class WasmInstance:
         self._state = ex[STATE_EXPORT]
         self._memory = ex[self.layout.memory_export] if self.layout.memory_export else None
         self._fill_table(ex[TABLE_EXPORT])
+        self._init_probe_state()
+        if self.layout.moved_start is not None:
+            self._invoke(ex[START_EXPORT], ())
+
+    def _init_probe_state(self) -> None:
+        """The host side of the probes, once the state memory is reachable.
+        (Shared with the native backend, whose instances subclass this one.)"""
         self._inline: dict[Location, set[int]] = {}
         self._sites: list[Any] = [None] * len(self.layout.sites)
         self._site_locs = {site.loc for site in self.layout.sites}
         self._bind_intrinsics()
+        probes = self.exe.probes
         for loc, flag in self.layout.armed.items():
-            if exe.probes.at(loc) or exe.probes.global_probes:
+            if probes.at(loc) or probes.global_probes:
                 self._write_flag(flag, b"\x01")
-        self._unsubscribe = exe.probes.subscribe(self._on_change)
-        if self.layout.moved_start is not None:
-            self._invoke(ex[START_EXPORT], ())
+        self._unsubscribe = probes.subscribe(self._on_change)
 
     # -- linking ---------------------------------------------------------------------------
     def _define_imports(self, linker: wasmtime.Linker,

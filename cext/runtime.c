@@ -1,0 +1,317 @@
+/* The C runtime of the native backend: instances, memories, tables, traps.
+ *
+ * Generated code calls into this file for everything that is not a plain
+ * load, store or arithmetic: memory.grow, bulk memory and table operations,
+ * host calls. Traps unwind with longjmp to the innermost rt_invoke, which
+ * returns the trap kind to Python; the generated code holds no resources, so
+ * skipping its frames is safe.
+ *
+ * Linear memories reserve their maximum size of address space up front
+ * (PROT_NONE) and commit pages as they grow, so a memory's base never moves.
+ * Every access is still bounds-checked by the generated code.
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "runtime_api.h"
+
+#define PAGE 65536ULL
+#define MAX_PAGES 65536ULL
+#define MAX_TABLE 10000000U
+#define STACK_MARGIN (256 * 1024)
+
+rt_ctx *rt_ctx_new(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t nfuncs,
+                   uint32_t ndatas, uint32_t nelems, uint32_t max_depth) {
+    rt_ctx *ctx = calloc(1, sizeof(rt_ctx));
+    if (!ctx)
+        return NULL;
+    ctx->nmems = nmems;
+    ctx->ntables = ntables;
+    ctx->nglobals = nglobals;
+    ctx->nfuncs = nfuncs;
+    ctx->ndatas = ndatas;
+    ctx->nelems = nelems;
+    ctx->max_depth = max_depth;
+    ctx->mems = calloc(nmems ? nmems : 1, sizeof(rt_memory));
+    ctx->globals = calloc(nglobals ? nglobals : 1, sizeof(uint64_t));
+    ctx->tables = calloc(ntables ? ntables : 1, sizeof(rt_table));
+    ctx->funcs = calloc(nfuncs ? nfuncs : 1, sizeof(rt_funcref));
+    ctx->frames = calloc((size_t)max_depth + 1, sizeof(uint64_t));
+    ctx->datas = calloc(ndatas ? ndatas : 1, sizeof(rt_segment));
+    ctx->elems = calloc(nelems ? nelems : 1, sizeof(rt_segment));
+    if (!ctx->mems || !ctx->globals || !ctx->tables || !ctx->funcs || !ctx->frames ||
+        !ctx->datas || !ctx->elems) {
+        rt_ctx_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+void rt_ctx_free(rt_ctx *ctx) {
+    if (!ctx)
+        return;
+    if (ctx->mems) {
+        for (uint32_t i = 0; i < ctx->nmems; i++) {
+            rt_memory *m = &ctx->mems[i];
+            if (m->reserved)
+                munmap(m->base, m->reserved);
+        }
+    }
+    if (ctx->tables) {
+        for (uint32_t i = 0; i < ctx->ntables; i++)
+            free(ctx->tables[i].elems);
+    }
+    if (ctx->datas) {
+        for (uint32_t i = 0; i < ctx->ndatas; i++)
+            free(ctx->datas[i].data);
+    }
+    if (ctx->elems) {
+        for (uint32_t i = 0; i < ctx->nelems; i++)
+            free(ctx->elems[i].data);
+    }
+    free(ctx->mems);
+    free(ctx->globals);
+    free(ctx->tables);
+    free(ctx->funcs);
+    free(ctx->frames);
+    free(ctx->datas);
+    free(ctx->elems);
+    free(ctx);
+}
+
+static uint8_t empty_memory[8];
+
+int32_t rt_memory_setup(rt_ctx *ctx, uint32_t idx, uint64_t min_pages, uint64_t max_pages) {
+    if (idx >= ctx->nmems || min_pages > MAX_PAGES)
+        return -1;
+    if (max_pages > MAX_PAGES)
+        max_pages = MAX_PAGES;
+    rt_memory *m = &ctx->mems[idx];
+    uint64_t reserve = max_pages * PAGE;
+    if (reserve == 0) {
+        m->base = empty_memory;
+        m->size = 0;
+        m->max_pages = 0;
+        m->reserved = 0;
+        return 0;
+    }
+    void *p = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -1;
+    if (min_pages && mprotect(p, min_pages * PAGE, PROT_READ | PROT_WRITE) != 0) {
+        munmap(p, reserve);
+        return -1;
+    }
+    m->base = p;
+    m->size = min_pages * PAGE;
+    m->max_pages = max_pages;
+    m->reserved = reserve;
+    return 0;
+}
+
+int32_t rt_memory_grow(rt_ctx *ctx, uint32_t mem, uint32_t delta) {
+    rt_memory *m = &ctx->mems[mem];
+    uint64_t old = m->size / PAGE;
+    if (delta == 0)
+        return (int32_t)old;
+    if ((uint64_t)delta > m->max_pages - old)
+        return -1;
+    if (mprotect(m->base + m->size, (uint64_t)delta * PAGE, PROT_READ | PROT_WRITE) != 0)
+        return -1;
+    m->size += (uint64_t)delta * PAGE;
+    return (int32_t)old;
+}
+
+int32_t rt_table_setup(rt_ctx *ctx, uint32_t idx, uint32_t min, uint32_t max) {
+    if (idx >= ctx->ntables || min > MAX_TABLE)
+        return -1;
+    rt_table *t = &ctx->tables[idx];
+    t->elems = calloc(min ? min : 1, sizeof(uint64_t));
+    if (!t->elems)
+        return -1;
+    t->size = min;
+    t->max = max > MAX_TABLE ? MAX_TABLE : max;
+    return 0;
+}
+
+int32_t rt_segment_setup(rt_ctx *ctx, int32_t is_elem, uint32_t idx, const uint8_t *data,
+                         uint32_t len) {
+    rt_segment *s;
+    size_t bytes;
+    if (is_elem) {
+        if (idx >= ctx->nelems)
+            return -1;
+        s = &ctx->elems[idx];
+        bytes = (size_t)len * sizeof(uint64_t);
+    } else {
+        if (idx >= ctx->ndatas)
+            return -1;
+        s = &ctx->datas[idx];
+        bytes = len;
+    }
+    s->data = malloc(bytes ? bytes : 1);
+    if (!s->data)
+        return -1;
+    if (bytes)
+        memcpy(s->data, data, bytes);
+    s->len = len;
+    s->dropped = 0;
+    return 0;
+}
+
+/* -- traps and invocation ------------------------------------------------------------ */
+
+void rt_trap(rt_ctx *ctx, int32_t kind, int32_t func, int32_t pc, uint32_t depth) {
+    ctx->trap_kind = kind;
+    ctx->trap_func = func;
+    ctx->trap_pc = pc;
+    ctx->trap_depth = depth;
+    longjmp(*(jmp_buf *)ctx->jb, kind ? kind : RT_TRAP_HOST);
+}
+
+static uintptr_t stack_low(void) {
+    pthread_attr_t attr;
+    void *addr = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return 0;
+    if (pthread_attr_getstack(&attr, &addr, &size) != 0)
+        addr = NULL;
+    pthread_attr_destroy(&attr);
+    return (uintptr_t)addr;
+}
+
+int32_t rt_invoke(rt_ctx *ctx, void *fn, uint64_t *io) {
+    jmp_buf jb;
+    void *volatile saved = ctx->jb;
+    volatile uintptr_t saved_limit = ctx->stack_limit;
+    if (saved == NULL) {
+        /* The outermost entry: the guest may use this thread's stack down to a margin
+         * kept for host calls (Python needs room to run callbacks). */
+        uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+        uintptr_t low = stack_low();
+        uintptr_t limit = low ? low + STACK_MARGIN : here - (1u << 20);
+        if (ctx->stack_budget && here - ctx->stack_budget > limit)
+            limit = here - ctx->stack_budget;
+        ctx->stack_limit = limit;
+    }
+    ctx->jb = &jb;
+    int32_t kind = setjmp(jb);
+    if (kind == 0) {
+        ((void (*)(rt_ctx *, uint64_t *))fn)(ctx, io);
+        ctx->trap_kind = 0;
+    }
+    ctx->jb = saved;
+    ctx->stack_limit = saved_limit;
+    return kind;
+}
+
+/* -- bulk memory ------------------------------------------------------------------------ */
+
+static inline int in_bounds(uint64_t start, uint64_t n, uint64_t size) {
+    return start + n <= size;
+}
+
+int32_t rt_memory_copy(rt_ctx *ctx, uint32_t dst_mem, uint32_t src_mem, uint32_t dst,
+                       uint32_t src, uint32_t n) {
+    rt_memory *d = &ctx->mems[dst_mem], *s = &ctx->mems[src_mem];
+    if (!in_bounds(dst, n, d->size) || !in_bounds(src, n, s->size))
+        return RT_TRAP_MEMORY_OOB;
+    if (n)
+        memmove(d->base + dst, s->base + src, n);
+    return 0;
+}
+
+int32_t rt_memory_fill(rt_ctx *ctx, uint32_t mem, uint32_t dst, uint32_t value, uint32_t n) {
+    rt_memory *m = &ctx->mems[mem];
+    if (!in_bounds(dst, n, m->size))
+        return RT_TRAP_MEMORY_OOB;
+    if (n)
+        memset(m->base + dst, (int)(value & 0xFF), n);
+    return 0;
+}
+
+int32_t rt_memory_init(rt_ctx *ctx, uint32_t mem, uint32_t seg, uint32_t dst, uint32_t src,
+                       uint32_t n) {
+    rt_memory *m = &ctx->mems[mem];
+    rt_segment *s = &ctx->datas[seg];
+    uint32_t len = s->dropped ? 0 : s->len;
+    if (!in_bounds(src, n, len) || !in_bounds(dst, n, m->size))
+        return RT_TRAP_MEMORY_OOB;
+    if (n)
+        memcpy(m->base + dst, s->data + src, n);
+    return 0;
+}
+
+void rt_data_drop(rt_ctx *ctx, uint32_t seg) { ctx->datas[seg].dropped = 1; }
+
+/* -- tables ------------------------------------------------------------------------------ */
+
+int32_t rt_table_grow(rt_ctx *ctx, uint32_t table, uint64_t init, uint32_t delta) {
+    rt_table *t = &ctx->tables[table];
+    uint32_t old = t->size;
+    if ((uint64_t)delta > (uint64_t)t->max - old)
+        return -1;
+    if (delta == 0)
+        return (int32_t)old;
+    uint64_t *elems = realloc(t->elems, ((size_t)old + delta) * sizeof(uint64_t));
+    if (!elems)
+        return -1;
+    for (uint32_t i = 0; i < delta; i++)
+        elems[old + i] = init;
+    t->elems = elems;
+    t->size = old + delta;
+    return (int32_t)old;
+}
+
+int32_t rt_table_fill(rt_ctx *ctx, uint32_t table, uint32_t dst, uint64_t value, uint32_t n) {
+    rt_table *t = &ctx->tables[table];
+    if (!in_bounds(dst, n, t->size))
+        return RT_TRAP_TABLE_OOB;
+    for (uint32_t i = 0; i < n; i++)
+        t->elems[dst + i] = value;
+    return 0;
+}
+
+int32_t rt_table_copy(rt_ctx *ctx, uint32_t dst_table, uint32_t src_table, uint32_t dst,
+                      uint32_t src, uint32_t n) {
+    rt_table *d = &ctx->tables[dst_table], *s = &ctx->tables[src_table];
+    if (!in_bounds(dst, n, d->size) || !in_bounds(src, n, s->size))
+        return RT_TRAP_TABLE_OOB;
+    if (n)
+        memmove(d->elems + dst, s->elems + src, (size_t)n * sizeof(uint64_t));
+    return 0;
+}
+
+int32_t rt_table_init(rt_ctx *ctx, uint32_t table, uint32_t seg, uint32_t dst, uint32_t src,
+                      uint32_t n) {
+    rt_table *t = &ctx->tables[table];
+    rt_segment *s = &ctx->elems[seg];
+    uint32_t len = s->dropped ? 0 : s->len;
+    if (!in_bounds(src, n, len) || !in_bounds(dst, n, t->size))
+        return RT_TRAP_TABLE_OOB;
+    if (n)
+        memcpy(t->elems + dst, (uint64_t *)s->data + src, (size_t)n * sizeof(uint64_t));
+    return 0;
+}
+
+void rt_elem_drop(rt_ctx *ctx, uint32_t seg) { ctx->elems[seg].dropped = 1; }
+
+/* -- host calls ---------------------------------------------------------------------------- */
+
+int32_t rt_host_call(rt_ctx *ctx, uint32_t import_index, uint64_t *io, uint32_t n) {
+    ctx->calls_to_host++;
+    return rt_py_callback(ctx->py_handle, RT_HOST_IMPORT, import_index, io, n);
+}
+
+int32_t rt_probe_call(rt_ctx *ctx, uint32_t slot, uint64_t *io, uint32_t n) {
+    ctx->calls_to_host++;
+    return rt_py_callback(ctx->py_handle, RT_HOST_PROBE, slot, io, n);
+}

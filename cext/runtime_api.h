@@ -1,0 +1,137 @@
+/* The C runtime of the native backend: the declarations shared with Python.
+ *
+ * This file is both a C header (included by runtime.c and wasi.c) and the
+ * cffi cdef (build_runtime.py feeds it to cffi), so it holds only what cffi's
+ * parser understands: no #include, no macros with values, fixed-size types.
+ *
+ * JIT-compiled functions have the signature
+ *     RESULT f(rt_ctx *ctx, uint32_t depth, PARAMS...)
+ * and reach everything of their instance through `ctx`; the lowering reads
+ * the field offsets below through cffi's `offsetof`, so this is the one
+ * place the layout is written down.
+ */
+
+typedef struct rt_memory {
+    uint8_t *base;          /* never moves: the whole maximum is reserved up front */
+    uint64_t size;          /* accessible bytes (pages * 65536) */
+    uint64_t max_pages;     /* growth limit */
+    uint64_t reserved;      /* bytes of address space reserved at base */
+} rt_memory;
+
+typedef struct rt_funcref {
+    void *code;             /* the function's code: RESULT f(rt_ctx*, uint32_t, PARAMS...) */
+    struct rt_ctx *ctx;     /* the instance it belongs to */
+    uint32_t type_id;       /* canonical signature id, checked by call_indirect */
+    uint32_t index;         /* function index in its module */
+} rt_funcref;
+
+typedef struct rt_table {
+    uint64_t *elems;        /* references: rt_funcref* as an integer, or externref handles */
+    uint32_t size;
+    uint32_t max;           /* growth limit */
+} rt_table;
+
+typedef struct rt_segment {
+    uint8_t *data;          /* bytes of a data segment, or uint64_t refs of an elem segment */
+    uint32_t len;           /* bytes, or elements */
+    uint32_t dropped;
+} rt_segment;
+
+typedef struct rt_ctx {
+    rt_memory *mems;
+    uint64_t *globals;      /* one 8-byte slot per global (bit patterns) */
+    rt_table *tables;
+    rt_funcref *funcs;      /* one descriptor per function (imports first) */
+    uint64_t *frames;       /* frames[d]: (func << 32 | pc) of the call made at depth d */
+    uintptr_t stack_limit;  /* the guest traps when its stack pointer goes below this */
+    rt_segment *datas;
+    rt_segment *elems;
+    int64_t fuel;           /* instructions left when fuel metering is compiled in */
+    uint32_t nmems;
+    uint32_t ntables;
+    uint32_t nglobals;
+    uint32_t nfuncs;
+    uint32_t ndatas;
+    uint32_t nelems;
+    uint32_t max_depth;     /* call-depth limit (frames has this many slots) */
+    uint32_t stack_budget;  /* bytes of native stack the guest may use (0: all but a margin) */
+    void *jb;               /* the innermost rt_invoke's jmp_buf */
+    int32_t trap_kind;      /* RT_TRAP_* of the last unwinding */
+    int32_t trap_func;
+    int32_t trap_pc;
+    uint32_t trap_depth;
+    int32_t exit_code;      /* proc_exit's code when trap_kind is RT_EXIT */
+    void *py_handle;        /* the Python instance behind host calls */
+    struct rt_wasi *wasi;   /* the WASI state, or NULL */
+    uint64_t calls_to_host; /* host calls made (statistics) */
+} rt_ctx;
+
+typedef struct rt_wasi rt_wasi;
+
+/* -- instances -------------------------------------------------------------------- */
+rt_ctx *rt_ctx_new(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t nfuncs,
+                   uint32_t ndatas, uint32_t nelems, uint32_t max_depth);
+void rt_ctx_free(rt_ctx *ctx);
+int32_t rt_memory_setup(rt_ctx *ctx, uint32_t idx, uint64_t min_pages, uint64_t max_pages);
+int32_t rt_table_setup(rt_ctx *ctx, uint32_t idx, uint32_t min, uint32_t max);
+int32_t rt_segment_setup(rt_ctx *ctx, int32_t is_elem, uint32_t idx, const uint8_t *data,
+                         uint32_t len);
+
+/* -- running ----------------------------------------------------------------------
+ * rt_invoke calls fn(ctx, io) (a generated wrapper that reads its arguments from
+ * io and writes its results there) and returns 0, or the RT_TRAP_* kind that
+ * unwound it (the details are in ctx->trap_*). */
+int32_t rt_invoke(rt_ctx *ctx, void *fn, uint64_t *io);
+void rt_trap(rt_ctx *ctx, int32_t kind, int32_t func, int32_t pc, uint32_t depth);
+
+/* -- called by generated code (each returns 0 or a trap kind where it can fail) ----- */
+int32_t rt_memory_grow(rt_ctx *ctx, uint32_t mem, uint32_t delta);
+int32_t rt_memory_copy(rt_ctx *ctx, uint32_t dst_mem, uint32_t src_mem, uint32_t dst,
+                       uint32_t src, uint32_t n);
+int32_t rt_memory_fill(rt_ctx *ctx, uint32_t mem, uint32_t dst, uint32_t value, uint32_t n);
+int32_t rt_memory_init(rt_ctx *ctx, uint32_t mem, uint32_t seg, uint32_t dst, uint32_t src,
+                       uint32_t n);
+void rt_data_drop(rt_ctx *ctx, uint32_t seg);
+int32_t rt_table_grow(rt_ctx *ctx, uint32_t table, uint64_t init, uint32_t delta);
+int32_t rt_table_fill(rt_ctx *ctx, uint32_t table, uint32_t dst, uint64_t value, uint32_t n);
+int32_t rt_table_copy(rt_ctx *ctx, uint32_t dst_table, uint32_t src_table, uint32_t dst,
+                      uint32_t src, uint32_t n);
+int32_t rt_table_init(rt_ctx *ctx, uint32_t table, uint32_t seg, uint32_t dst, uint32_t src,
+                      uint32_t n);
+void rt_elem_drop(rt_ctx *ctx, uint32_t seg);
+int32_t rt_host_call(rt_ctx *ctx, uint32_t import_index, uint64_t *io, uint32_t n);
+int32_t rt_probe_call(rt_ctx *ctx, uint32_t slot, uint64_t *io, uint32_t n);
+
+/* Host calls land in Python through `rt_py_callback(handle, kind, index, io, n)`
+ * (kind: RT_HOST_IMPORT or RT_HOST_PROBE), which returns 0 or a trap kind to unwind
+ * with; build_runtime.py declares it to cffi as extern "Python+C". */
+int32_t rt_py_callback(void *handle, int32_t kind, uint32_t index, uint64_t *io, uint32_t n);
+
+/* -- WASI preview1 ----------------------------------------------------------------- */
+rt_wasi *rt_wasi_new(void);
+void rt_wasi_free(rt_wasi *w);
+int32_t rt_wasi_add_arg(rt_wasi *w, const char *arg);
+int32_t rt_wasi_add_env(rt_wasi *w, const char *key_value);
+int32_t rt_wasi_set_stdio(rt_wasi *w, int32_t fd, const char *path);
+int32_t rt_wasi_preopen(rt_wasi *w, const char *host_path, const char *guest_path);
+void *rt_wasi_lookup(const char *name);
+
+/* The trap kinds (the Python side mirrors these numbers in backends/native/runtime.py). */
+enum {
+    RT_OK = 0,
+    RT_TRAP_UNREACHABLE = 1,
+    RT_TRAP_MEMORY_OOB = 2,
+    RT_TRAP_TABLE_OOB = 3,
+    RT_TRAP_NULL_ELEMENT = 4,
+    RT_TRAP_BAD_SIGNATURE = 5,
+    RT_TRAP_INT_OVERFLOW = 6,
+    RT_TRAP_DIV_ZERO = 7,
+    RT_TRAP_BAD_CONVERSION = 8,
+    RT_TRAP_STACK = 9,
+    RT_TRAP_HOST = 10,
+    RT_EXIT = 11,
+    RT_TRAP_FUEL = 12,
+    RT_TRAP_NULL_REFERENCE = 13,
+    RT_HOST_IMPORT = 0,
+    RT_HOST_PROBE = 1
+};

@@ -1,0 +1,131 @@
+/* runtime_check.c -- drives the C runtime (cext/runtime.c, cext/wasi.c) without Python or
+ * the JIT, so it can run under AddressSanitizer/UBSan: memories, tables, segments, bulk
+ * operations at their bounds, traps unwinding through rt_invoke, and the WASI functions
+ * on a temporary preopened directory. Prints "ok N" and exits 0 when every check holds. */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime_api.h"
+
+int32_t rt_wasi_fd_write(rt_ctx *, int32_t, uint32_t, uint32_t, uint32_t);
+int32_t rt_wasi_fd_read(rt_ctx *, int32_t, uint32_t, uint32_t, uint32_t);
+int32_t rt_wasi_path_open(rt_ctx *, int32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint64_t,
+                          uint64_t, uint32_t, uint32_t);
+int32_t rt_wasi_fd_close(rt_ctx *, int32_t);
+int32_t rt_wasi_fd_readdir(rt_ctx *, int32_t, uint32_t, uint32_t, uint64_t, uint32_t);
+int32_t rt_wasi_args_sizes_get(rt_ctx *, uint32_t, uint32_t);
+int32_t rt_wasi_args_get(rt_ctx *, uint32_t, uint32_t);
+int32_t rt_wasi_fd_prestat_get(rt_ctx *, int32_t, uint32_t);
+int32_t rt_wasi_fd_seek(rt_ctx *, int32_t, int64_t, uint32_t, uint32_t);
+void rt_wasi_proc_exit(rt_ctx *, int32_t);
+
+int32_t rt_py_callback(void *handle, int32_t kind, uint32_t index, uint64_t *io, uint32_t n) {
+    (void)handle; (void)kind; (void)index; (void)io; (void)n;
+    return 0;
+}
+
+static int checks, failed;
+#define CHECK(c) do { checks++; if (!(c)) { failed++; printf("FAIL line %d: %s\n", __LINE__, #c); } } while (0)
+
+static void trapper(rt_ctx *ctx, uint64_t *io) { (void)io; rt_trap(ctx, RT_TRAP_DIV_ZERO, 3, 7, 0); }
+static void exiter(rt_ctx *ctx, uint64_t *io) { (void)io; rt_wasi_proc_exit(ctx, 42); }
+static void nested(rt_ctx *ctx, uint64_t *io) {
+    int32_t k = rt_invoke(ctx, (void *)trapper, io);
+    io[0] = (uint64_t)k;
+}
+
+int main(void) {
+    rt_ctx *ctx = rt_ctx_new(2, 2, 1, 1, 1, 1, 100);
+    CHECK(ctx != NULL);
+    CHECK(rt_memory_setup(ctx, 0, 1, 3) == 0);
+    CHECK(rt_memory_setup(ctx, 1, 0, 0) == 0);
+    CHECK(rt_memory_grow(ctx, 0, 1) == 1);
+    CHECK(rt_memory_grow(ctx, 0, 2) == -1);
+    CHECK(rt_memory_grow(ctx, 0, 0xFFFFFFFFu) == -1);
+    CHECK(rt_memory_grow(ctx, 1, 1) == -1);
+    CHECK(ctx->mems[0].size == 2 * 65536);
+    ctx->mems[0].base[2 * 65536 - 1] = 9;
+    CHECK(rt_memory_fill(ctx, 0, 0, 0xAB, 2 * 65536) == 0);
+    CHECK(rt_memory_fill(ctx, 0, 1, 0, 2 * 65536) == RT_TRAP_MEMORY_OOB);
+    CHECK(rt_memory_fill(ctx, 0, 0xFFFFFFFFu, 0, 2) == RT_TRAP_MEMORY_OOB);
+    CHECK(rt_memory_copy(ctx, 0, 0, 10, 0, 100) == 0);
+    CHECK(rt_memory_copy(ctx, 0, 0, 0, 2 * 65536 - 5, 6) == RT_TRAP_MEMORY_OOB);
+    CHECK(rt_memory_copy(ctx, 1, 0, 0, 0, 1) == RT_TRAP_MEMORY_OOB);
+    CHECK(rt_segment_setup(ctx, 0, 0, (const uint8_t *)"hello", 5) == 0);
+    CHECK(rt_memory_init(ctx, 0, 0, 100, 1, 4) == 0 && memcmp(ctx->mems[0].base + 100, "ello", 4) == 0);
+    CHECK(rt_memory_init(ctx, 0, 0, 100, 2, 4) == RT_TRAP_MEMORY_OOB);
+    rt_data_drop(ctx, 0);
+    CHECK(rt_memory_init(ctx, 0, 0, 100, 0, 1) == RT_TRAP_MEMORY_OOB);
+    CHECK(rt_memory_init(ctx, 0, 0, 100, 0, 0) == 0);
+    CHECK(rt_table_setup(ctx, 0, 2, 4) == 0);
+    CHECK(rt_table_setup(ctx, 1, 0, 0xFFFFFFFFu) == 0);
+    CHECK(rt_table_grow(ctx, 0, 7, 2) == 2);
+    CHECK(rt_table_grow(ctx, 0, 7, 1) == -1);
+    CHECK(rt_table_grow(ctx, 1, 0, 0xFFFFFFFFu) == -1);
+    CHECK(ctx->tables[0].elems[3] == 7);
+    CHECK(rt_table_fill(ctx, 0, 1, 5, 3) == 0 && ctx->tables[0].elems[1] == 5);
+    CHECK(rt_table_fill(ctx, 0, 2, 5, 3) == RT_TRAP_TABLE_OOB);
+    CHECK(rt_table_copy(ctx, 0, 0, 0, 1, 3) == 0);
+    CHECK(rt_table_copy(ctx, 1, 0, 0, 0, 1) == RT_TRAP_TABLE_OOB);
+    uint64_t refs[2] = {11, 12};
+    CHECK(rt_segment_setup(ctx, 1, 0, (const uint8_t *)refs, 2) == 0);
+    CHECK(rt_table_init(ctx, 0, 0, 2, 0, 2) == 0 && ctx->tables[0].elems[3] == 12);
+    CHECK(rt_table_init(ctx, 0, 0, 3, 0, 2) == RT_TRAP_TABLE_OOB);
+    rt_elem_drop(ctx, 0);
+    CHECK(rt_table_init(ctx, 0, 0, 0, 0, 1) == RT_TRAP_TABLE_OOB);
+
+    uint64_t io[4] = {0};
+    CHECK(rt_invoke(ctx, (void *)trapper, io) == RT_TRAP_DIV_ZERO);
+    CHECK(ctx->trap_func == 3 && ctx->trap_pc == 7 && ctx->jb == NULL);
+    CHECK(rt_invoke(ctx, (void *)nested, io) == 0 && io[0] == RT_TRAP_DIV_ZERO);
+
+    /* WASI on a temporary directory */
+    char dir[] = "/tmp/probes-rtcheck-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    rt_wasi *w = rt_wasi_new();
+    ctx->wasi = w;
+    CHECK(rt_wasi_add_arg(w, "prog") == 0 && rt_wasi_add_arg(w, "arg1") == 0);
+    CHECK(rt_wasi_preopen(w, dir, "/sandbox") == 0);
+    uint8_t *mem = ctx->mems[0].base;
+    CHECK(rt_wasi_args_sizes_get(ctx, 0, 4) == 0 && *(uint32_t *)mem == 2);
+    CHECK(rt_wasi_args_get(ctx, 16, 64) == 0 && strcmp((char *)mem + 64, "prog") == 0);
+    CHECK(rt_wasi_args_get(ctx, 2 * 65536 - 4, 64) != 0);
+    CHECK(rt_wasi_fd_prestat_get(ctx, 3, 200) == 0 && *(uint32_t *)(mem + 204) == 8);
+    CHECK(rt_wasi_fd_prestat_get(ctx, 4, 200) == 8);
+    memcpy(mem + 300, "f.txt", 5);
+    uint64_t rw = (1ULL << 1) | (1ULL << 6);
+    CHECK(rt_wasi_path_open(ctx, 3, 0, 300, 5, 1, rw, 0, 0, 400) == 0);
+    int32_t fd = *(int32_t *)(mem + 400);
+    CHECK(fd == 4);
+    memcpy(mem + 500, "data!", 5);
+    *(uint32_t *)(mem + 600) = 500; *(uint32_t *)(mem + 604) = 5;
+    CHECK(rt_wasi_fd_write(ctx, fd, 600, 1, 608) == 0 && *(uint32_t *)(mem + 608) == 5);
+    *(uint32_t *)(mem + 604) = 0x7FFFFFFF;
+    CHECK(rt_wasi_fd_write(ctx, fd, 600, 1, 608) == 21);  /* EFAULT: buffer past memory */
+    CHECK(rt_wasi_fd_seek(ctx, fd, 0, 0, 616) == 0);
+    *(uint32_t *)(mem + 600) = 700; *(uint32_t *)(mem + 604) = 16;
+    CHECK(rt_wasi_fd_read(ctx, fd, 600, 1, 608) == 0 && *(uint32_t *)(mem + 608) == 5);
+    CHECK(memcmp(mem + 700, "data!", 5) == 0);
+    CHECK(rt_wasi_fd_close(ctx, fd) == 0 && rt_wasi_fd_close(ctx, fd) == 8);
+    memcpy(mem + 300, "../etc/passwd", 13);
+    CHECK(rt_wasi_path_open(ctx, 3, 0, 300, 13, 0, rw, 0, 0, 400) == 76);
+    memcpy(mem + 300, "/etc/passwd", 11);
+    CHECK(rt_wasi_path_open(ctx, 3, 0, 300, 11, 0, rw, 0, 0, 400) == 76);
+    CHECK(rt_wasi_fd_readdir(ctx, 3, 1000, 256, 0, 1300) == 0 && *(uint32_t *)(mem + 1300) > 24);
+    CHECK(rt_wasi_fd_readdir(ctx, 3, 2 * 65536 - 8, 256, 0, 1300) == 21);
+    CHECK(rt_invoke(ctx, (void *)exiter, io) == RT_EXIT && ctx->exit_code == 42);
+    char path[64];
+    snprintf(path, sizeof path, "%s/f.txt", dir);
+    unlink(path);
+    rmdir(dir);
+
+    ctx->wasi = NULL;
+    rt_wasi_free(w);
+    rt_ctx_free(ctx);
+    printf("%s %d checks, %d failed\n", failed ? "FAILED" : "ok", checks, failed);
+    return failed != 0;
+}

@@ -1,0 +1,163 @@
+"""native ≡ wasm: the same stdout, exit codes, results, traps and ProfileData.
+
+* every C example, uninstrumented and under each monitor and all of them;
+* the WAT examples' exports, including the ones that trap;
+* random valid modules (``probes.testing.valid_modules``, with fuel so every
+  call terminates): every export's result or trap, and instruction counts.
+
+Profiles compare as JSON, less the backend's name and the sampled times of
+the ``profile`` monitor (its exact parts, call counts, still compare).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from probes.backends.base import CompileOptions
+from probes.ir import Trap, decode, load_bytes
+from probes.monitors import available
+from probes.testing import valid_modules
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+C_PROGRAMS = sorted(p for p in EXAMPLES.glob("*.wasm") if p.with_suffix(".c").exists())
+MONITORS = [name for name in available() if name != "timeout"]
+VARIANTS = [[]] + [[m] for m in MONITORS] + [MONITORS]
+
+
+def comparable(profile: Any) -> dict[str, Any]:
+    data = profile.to_json()
+    data.pop("backend", None)
+    data.pop("cct", None)  # sampled times differ run to run
+    data.pop("trap", None)  # compared by same_trap
+    return data
+
+
+def trap_key(t: Trap | None) -> Any:
+    if t is None:
+        return None
+    if t.kind == "call stack exhausted":  # where the stack runs out is engine-specific
+        return (t.kind,)
+    return (t.kind, t.location, t.backtrace)
+
+
+def same_trap(n: Trap | None, w: Trap | None, module: Any) -> bool:
+    """Equal traps; except that wasmtime attributes ``if c (then unreachable)`` to the ``if``
+    (Cranelift fuses the two into one conditional trap), where we name the ``unreachable``."""
+    if trap_key(n) == trap_key(w):
+        return True
+    if n is None or w is None or n.kind != w.kind or n.kind != "unreachable":
+        return False
+    if n.backtrace[1:] != w.backtrace[1:] or n.location is None or w.location is None:
+        return False
+    f = module.function(n.location.func)
+    pcs = [i.pc for i in f.instrs]
+    k = pcs.index(n.location.pc)
+    return k > 0 and f.instrs[k - 1].op.name == "if" and pcs[k - 1] == w.location.pc
+
+
+def _options(native_options: CompileOptions, monitors: list[str]) -> CompileOptions:
+    """O2 for the plain and all-monitor runs, O0 for single monitors (compile time)."""
+    from dataclasses import replace
+
+    level = 2 if len(monitors) != 1 else 0
+    return replace(native_options, opt_level=level)
+
+
+@pytest.mark.parametrize("program", C_PROGRAMS, ids=lambda p: p.stem)
+def test_c_programs(program: Path, native_run, native_options, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for monitors in VARIANTS:
+        label = "+".join(monitors) or "plain"
+        out = {}
+        results = {}
+        for backend in ("wasm", "native"):
+            path = tmp_path / f"stdout.{backend}"
+            opts = _options(native_options, monitors) if backend == "native" else \
+                CompileOptions(cache_dir=native_options.cache_dir)
+            results[backend] = native_run(program, monitors, backend=backend, stdout=str(path),
+                                          options=opts, argv=["3"])
+            out[backend] = path.read_bytes()
+        w, n = results["wasm"], results["native"]
+        assert out["native"] == out["wasm"], label
+        assert n.exit_code == w.exit_code, label
+        assert same_trap(n.trap, w.trap, n.module), label
+        assert comparable(n.profile) == comparable(w.profile), label
+
+
+WAT_CALLS = [
+    ("loop.wat", "run", [(0,), (1,), (10,), (100,), (-5,)]),
+    ("loop.wat", "nested", [(0,), (3,), (7,)]),
+    ("branches.wat", "classify", [(x,) for x in (-100, -1, 0, 1, 2, 3, 4, 5, 9, 10, 50, 99,
+                                                 100, 1000, 2**31 - 1, -2**31)]),
+    ("trap.wat", "div", [(7, 2), (1, 0), (-2**31, -1), (-7, 2)]),
+    ("trap.wat", "oob", [(0,), (65532,), (65533,), (65536,), (-1,)]),
+    ("trap.wat", "deep", [(0,), (5,)]),
+    ("trap.wat", "boom", [()]),
+    ("multi.wat", "swap_sum", [(1, 2), (-3, 40)]),
+    ("multi.wat", "divmod_packed", [(47, 5), (9, 3)]),
+    ("multi.wat", "bulk", [()]),
+]
+
+
+@pytest.mark.parametrize("file,export,calls", WAT_CALLS, ids=lambda v: str(v)[:20])
+def test_wat_exports(file: str, export: str, calls, native_run, native_options) -> None:  # type: ignore[no-untyped-def]
+    wasm = load_bytes(EXAMPLES / file)
+    for monitors in ([], ["icount", "coverage", "branches", "calls"], MONITORS):
+        for args in calls:
+            w = native_run(wasm, monitors, backend="wasm", invoke=export, args=args)
+            n = native_run(wasm, monitors, backend="native", invoke=export, args=args,
+                           options=native_options)
+            label = f"{'+'.join(monitors)} {export}{args}"
+            assert n.value == w.value, label
+            assert same_trap(n.trap, w.trap, n.module), label
+            assert comparable(n.profile) == comparable(w.profile), label
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b and \
+            math.copysign(1, a) == math.copysign(1, b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return (a is None) == (b is None)  # references: null-ness only
+
+
+@settings(max_examples=int(os.environ.get("PROBES_NATIVE_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(valid_modules(fuel=300, imports=False, simd=False))
+def test_random_modules(native_run, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    m = decode(data)
+    exports = [e for e in m.exports if e.kind == "func"]
+    zero = {"i32": 0, "i64": 0, "f32": 0.0, "f64": 0.0}
+    opts = CompileOptions(cache=False, opt_level=1)
+    for e in exports:
+        params = m.func_type(e.index).params
+        if any(p.name not in zero for p in params):
+            continue
+        args = tuple(zero[p.name] for p in params)
+        outcome = {}
+        for backend in ("wasm", "native"):
+            try:
+                r = native_run(data, ["icount", "branches"], backend=backend, invoke=e.name,
+                               args=args, options=opts if backend == "native" else None)
+            except Trap as t:  # the start function trapped while instantiating
+                outcome[backend] = ("start trap", t.kind)
+                continue
+            outcome[backend] = (r.trap, r.value, comparable(r.profile))
+        w, n = outcome["wasm"], outcome["native"]
+        if w[0] == "start trap" or n[0] == "start trap":
+            assert w == n
+            continue
+        assert same_trap(n[0], w[0], m), e.name
+        if w[0] is None:
+            assert _same_value(n[1], w[1]), (e.name, n[1], w[1])
+        assert n[2] == w[2], e.name
