@@ -234,6 +234,9 @@ class NativeBackend:
     def compile(self, module: Module, probes: ProbeSet | None = None,
                 options: CompileOptions | None = None) -> NativeExecutable:
         options = options or CompileOptions()
+        if options.fuel:
+            raise ProbesError("instruction budgets (fuel, the timeout monitor) need the wasm "
+                              "backend; the native backend has no fuel metering yet")
         probes = probes if probes is not None else ProbeSet(module)
         snapshot = probes.copy()
         woven = weave(module, snapshot, options.trace_capacity, options.dynamic)
