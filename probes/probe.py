@@ -226,14 +226,24 @@ class OperandProbe(_Intrinsic):
 class TraceProbe(_Intrinsic):
     """Appends an event per execution to a bounded ring buffer.
 
-    Events are ``(location, value)`` where value is the top of stack when
-    ``with_value`` (integers and floats' bits) and 0 otherwise.
+    Events are ``(location, value)`` where value is an operand (``depth`` 0:
+    the top of stack, 1: the one below it, e.g. a store's address) when
+    ``with_value`` (integers as unsigned, floats as their bits) and 0 otherwise;
+    with ``address`` (and ``with_value``), loads and stores record their
+    effective address.
     """
 
-    def __init__(self, with_value: bool = False, limit: int = 1_000_000) -> None:
+    def __init__(self, with_value: bool = False, limit: int = 1_000_000,
+                 depth: int = 0, address: bool = False) -> None:
         super().__init__()
+        if depth not in (0, 1):
+            raise ProbeError("TraceProbe depth must be 0 (top of stack) or 1")
         self.with_value = with_value
-        """Whether to record the top-of-stack value."""
+        """Whether to record an operand's value."""
+        self.depth = depth
+        """Which operand: 0 the top of stack, 1 the one below."""
+        self.address = address
+        """At loads and stores: record the effective address (operand + offset)."""
         self.limit = limit
         """Keep at most this many events (the oldest are dropped)."""
         self.events: list[tuple[Location, int]] = []

@@ -349,7 +349,7 @@ class _Weaver:
                     code += self.operand_code(f, ins, p, stacks[i], temp)
                 elif isinstance(p, TraceProbe):
                     assert stacks is not None
-                    code += self.trace_code(Location(f.index, ins.pc), p, stacks[i], temp)
+                    code += self.trace_code(Location(f.index, ins.pc), p, stacks[i], temp, ins)
             if host or global_site or self.dynamic:
                 assert stacks is not None
                 loc = Location(f.index, ins.pc)
@@ -546,8 +546,8 @@ class _Weaver:
             code.append(_ins("local.get", hold))
         return code
 
-    def trace_code(self, loc: Location, p: TraceProbe, stack: tuple,
-                   temp) -> list[Instr]:  # type: ignore[no-untyped-def]
+    def trace_code(self, loc: Location, p: TraceProbe, stack: tuple,  # type: ignore[no-untyped-def]
+                   temp, ins: Instr | None = None) -> list[Instr]:
         """Append (site, value) to the ring buffer; flush through slot 0 when full."""
         layout = self.layout
         if not layout.trace_buf:
@@ -558,13 +558,27 @@ class _Weaver:
         pos = temp(I32, 4)
         code: list[Instr] = []
         value: list[Instr] = [_ins("i64.const", 0)]
-        if p.with_value and stack and stack[-1] is not None and stack[-1].is_num:
-            t = stack[-1]
+        held: list[int] = []
+        d = p.depth
+        offset = 0
+        if p.address and ins is not None and ins.op.imm == "memarg" and ins.op.mem_bytes:
+            d = 1 if ins.op.is_store else 0  # the address is under a stored value
+            offset = ins.imm[1]
+        if p.with_value and len(stack) > d and all(t is not None for t in stack[-1 - d:]) \
+                and stack[-1 - d].is_num:
+            for k in range(d):  # set aside the values above the one recorded
+                ht = stack[-1 - k]
+                h = temp(ht, 7 if ht is I32 else 1)
+                code.append(_ins("local.set", h))
+                held.append(h)
+            t = stack[-1 - d]
             v = temp(t, 5 if t is I32 else 0)
             code.append(_ins("local.tee", v))
             value = [_ins("local.get", v)]
             if t is I32:
                 value.append(_ins("i64.extend_i32_u"))
+                if offset:
+                    value += [_ins("i64.const", offset), _ins("i64.add")]
             elif t is F32:
                 value += [_ins("i32.reinterpret_f32"), _ins("i64.extend_i32_u")]
             elif t is F64:
@@ -585,6 +599,7 @@ class _Weaver:
             _ins("i32.const", 0), _ins("call_indirect", (flush_type, self.table)),
             _ins("end"),
         ]
+        code += [_ins("local.get", h) for h in reversed(held)]
         return code
 
 

@@ -16,7 +16,7 @@ from ..probe import CountProbe, OperandProbe
 from ..probeset import ProbeSet
 from ..profile import ProfileData
 from . import Monitor, option, register
-from ._util import describe, every_instruction, table
+from ._util import describe, table
 
 
 @register

@@ -1,11 +1,11 @@
-"""memory: loads and stores per 64 KiB page."""
+"""memory: loads and stores per 64 KiB page, and optionally an address trace."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ir import Module
-from ..probe import OperandProbe
+from ..ir import Module, ProbeError
+from ..probe import OperandProbe, TraceProbe
 from ..probeset import ProbeSet
 from ..profile import ProfileData
 from . import Monitor, option, register
@@ -19,16 +19,30 @@ class MemoryMonitor(Monitor):
     help = "memory accesses per 64 KiB page (loads and stores)"
 
     top: int = option(16, "pages to list in the summary")
+    trace: int = option(0, "also record the last N accessed addresses (0: off)")
     _loads: OperandProbe = field(default_factory=OperandProbe, repr=False)
     _stores: OperandProbe = field(default_factory=OperandProbe, repr=False)
+    _addresses: TraceProbe | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.trace < 0:
+            raise ProbeError("memory: trace must be 0 (off) or a positive event count")
 
     def attach(self, module: Module, probes: ProbeSet) -> None:
         # One histogram for all loads and one for all stores: the probes are shared.
+        if self.trace:
+            self._addresses = TraceProbe(with_value=True, limit=self.trace, address=True)
         for _, ins, loc in every_instruction(module):
             if ins.op.imm == "memarg" and ins.op.mem_bytes:
                 probes.insert(loc, self._stores if ins.op.is_store else self._loads)
+                if self._addresses is not None:
+                    probes.insert(loc, self._addresses)
 
     def collect(self, profile: ProfileData) -> None:
+        if self._addresses is not None:
+            # [func, pc, effective address] in execution order, the last `trace` ones.
+            profile.extra["memory.addresses"] = [[loc.func, loc.pc, addr] for loc, addr in
+                                                 self._addresses.events]
         for kind, p in (("loads", self._loads), ("stores", self._stores)):
             hist = p.values()
             if hist:

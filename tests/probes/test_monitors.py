@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from probes.api import run
+from probes.ir.loader import wat_to_wasm
 from probes.ir import Location, ProbeError
 from probes.monitors import available, create
 from probes.profile import ProfileData
@@ -111,3 +112,20 @@ def test_calls_resolve_indirect_targets() -> None:
     for site, targets in r.profile.indirect_targets.items():
         assert isinstance(site, Location)
         assert all(t >= 0 for t in targets)  # every slot resolved to a function
+
+
+def test_memory_address_trace() -> None:
+    r = run(EXAMPLES / "trap.wat", ["memory:trace=10"], invoke="oob", args=(12,))
+    assert r.value == 0  # memory holds 42 at address 0 only
+    events = r.profile.extra["memory.addresses"]
+    assert events == [[1, events[0][1], 12]]  # the i32.load in oob read address 12
+    # Stores record their address (under the stored value), static offsets included,
+    # interleaved with loads in execution order.
+    wat = """(module (memory 1)
+      (func (export "f") (result i32)
+        (i64.store offset=8 (i32.const 100) (i64.const -1))
+        (i32.store8 (i32.const 7) (i32.const 1))
+        (i32.load offset=4 (i32.const 100))))"""
+    r = run(wat_to_wasm(wat), ["memory:trace=10"], invoke="f")
+    assert r.value == 0
+    assert [a for _, _, a in r.profile.extra["memory.addresses"]] == [108, 7, 104]
