@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
 from .ir import ProbesError
 from .ir.decoder import decode
 from .ir.errors import DecodeError, LinkError, UnsupportedFeature, ValidationError
@@ -553,14 +554,7 @@ def _layout_json(woven: Any) -> dict[str, Any]:
 
 
 def _atomic_write(path: str, data: bytes) -> None:
-    import tempfile
-
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
-                               prefix=f".{target.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, target)
+    atomic_write(path, data)
 
 
 from . import cli_reports  # noqa: E402,F401  (registers report/coverage)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 
+from ..atomic import atomic_write
 from ..ir import Location, Module, ProbeError
 from ..probe import TraceProbe
 from ..probeset import ProbeSet
@@ -49,12 +48,8 @@ class TraceMonitor(Monitor):
 
     def report(self, profile: ProfileData, module: Module) -> str:
         if self.file:
-            target = os.path.abspath(self.file)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".trace.")
-            with os.fdopen(fd, "w") as fh:
-                for loc, _ in profile.trace:
-                    fh.write(describe(module, loc) + "\n")
-            os.replace(tmp, target)
+            atomic_write(self.file, "".join(describe(module, loc) + "\n"
+                                            for loc, _ in profile.trace))
         where = f", written to {self.file}" if self.file else ""
         dropped = f" ({profile.trace_dropped} older events dropped)" \
             if profile.trace_dropped else ""

@@ -129,3 +129,17 @@ def test_memory_address_trace() -> None:
     r = run(wat_to_wasm(wat), ["memory:trace=10"], invoke="f")
     assert r.value == 0
     assert [a for _, _, a in r.profile.extra["memory.addresses"]] == [108, 7, 104]
+
+
+def test_outputs_are_written_atomically_with_normal_permissions(tmp_path: Path) -> None:
+    import stat
+
+    trace_file = tmp_path / "calls.txt"
+    r = run(EXAMPLES / "fib.wasm", [f"trace:limit=5,file={trace_file}"], stdout=os.devnull)
+    r.reports()  # the trace monitor writes its file when reporting
+    assert len(trace_file.read_text().splitlines()) == 5
+    r.profile.save(tmp_path / "p.json")
+    for path in (trace_file, tmp_path / "p.json"):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o044, oct(mode)  # readable by others, not mkstemp's 0600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls.txt", "p.json"]  # no temp files
