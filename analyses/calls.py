@@ -45,24 +45,8 @@ _TABLE_WRITES = {"table.set": 0, "table.grow": 0, "table.fill": 0, "table.init":
 
 
 def table_contents(module: Module, table: int) -> dict[int, int]:
-    """Slot -> function for the active element segments of ``table`` with constant
-    offsets (what C toolchains emit)."""
-    slots: dict[int, int] = {}
-    for el in module.elems:
-        if el.mode != "active" or el.table != table or not el.offset:
-            continue
-        off = el.offset[0]
-        if off.op.name not in ("i32.const", "i64.const"):
-            continue
-        base = off.imm
-        if el.funcs is not None:
-            for k, fi in enumerate(el.funcs):
-                slots[base + k] = fi
-        else:
-            for k, expr in enumerate(el.exprs or ()):
-                if expr and expr[0].op.name == "ref.func":
-                    slots[base + k] = expr[0].imm
-    return slots
+    """Slot -> function from constant active element segments (`Module.table_contents`)."""
+    return module.table_contents(table)
 
 
 def _scan(module: Module) -> tuple[set[int], set[int], set[tuple[int, int]]]:

@@ -386,6 +386,27 @@ class Module:
             raise KeyError(f"offset 0x{offset:x} is not inside a function body")
         return Location(f.index, offset - f.body_offset)
 
+    def table_contents(self, table: int) -> dict[int, int]:
+        """Slot -> function index that the active element segments of ``table``
+        with constant offsets put there (what C toolchains emit; code may
+        still change the table at run time)."""
+        slots: dict[int, int] = {}
+        for el in self.elems:
+            if el.mode != "active" or el.table != table or not el.offset:
+                continue
+            off = el.offset[0]
+            if off.op.name not in ("i32.const", "i64.const"):
+                continue
+            base = off.imm
+            if el.funcs is not None:
+                for k, fi in enumerate(el.funcs):
+                    slots[base + k] = fi
+            else:
+                for k, expr in enumerate(el.exprs or ()):
+                    if expr and expr[0].op.name == "ref.func":
+                        slots[base + k] = expr[0].imm
+        return slots
+
     def iter_instrs(self) -> Iterator[tuple[Function, Instr]]:
         """Every instruction of every defined function, decoding bodies as needed."""
         for f in self.functions:

@@ -12,27 +12,6 @@ from . import Monitor, option, register
 from ._util import every_instruction, func_label, table
 
 
-def static_table(module: Module, table_index: int) -> dict[int, int]:
-    """Table slot -> function index from active element segments with constant
-    offsets (what C toolchains emit; tables they never mutate)."""
-    slots: dict[int, int] = {}
-    for el in module.elems:
-        if el.mode != "active" or el.table != table_index or el.offset is None:
-            continue
-        off = el.offset[0]
-        if off.op.name != "i32.const":
-            continue
-        base = off.imm
-        if el.funcs is not None:
-            for k, fi in enumerate(el.funcs):
-                slots[base + k] = fi
-        else:
-            for k, expr in enumerate(el.exprs or ()):
-                if expr and expr[0].op.name == "ref.func":
-                    slots[base + k] = expr[0].imm
-    return slots
-
-
 @register
 @dataclass
 class CallsMonitor(Monitor):
@@ -68,7 +47,7 @@ class CallsMonitor(Monitor):
                 profile.calls[key] = profile.calls.get(key, 0) + n
         tables: dict[int, dict[int, int]] = {}
         for loc, table_index, p in self._indirect:
-            slots = tables.setdefault(table_index, static_table(self._module, table_index))
+            slots = tables.setdefault(table_index, self._module.table_contents(table_index))
             targets: dict[int, int] = {}
             for slot, n in p.values().items():
                 callee = slots.get(slot, -1)  # -1: a slot no segment filled (it trapped)

@@ -1,35 +1,23 @@
-"""hotness: the most executed instructions."""
+"""hotness: the most executed instructions (icount's counters, another summary)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..ir import Location, Module
-from ..probe import CountProbe
-from ..probeset import ProbeSet
+from ..ir import Module
 from ..profile import ProfileData
-from . import Monitor, option, register
-from ._util import describe, every_instruction, pct, table
+from . import option, register
+from ._util import describe, pct, table
+from .icount import ICountMonitor
 
 
 @register
 @dataclass
-class HotnessMonitor(Monitor):
+class HotnessMonitor(ICountMonitor):
     name = "hotness"
     help = "top-N most executed instructions"
 
     top: int = option(20, "locations to list")
-    _probes: dict[Location, CountProbe] = field(default_factory=dict, repr=False)
-
-    def attach(self, module: Module, probes: ProbeSet) -> None:
-        for _, _, loc in every_instruction(module):
-            self._probes[loc] = probes.insert(loc, CountProbe())
-
-    def collect(self, profile: ProfileData) -> None:
-        for loc, p in self._probes.items():
-            n = p.count
-            if n:
-                profile.counts[loc] = n
 
     def report(self, profile: ProfileData, module: Module) -> str:
         total = profile.total_instructions
