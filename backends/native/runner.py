@@ -598,24 +598,8 @@ class NativeInstance(WasmInstance):
         return [self._eval_const(e) for e in el.exprs or ()]
 
     # -- state access (the wasm runner's hooks) -------------------------------------------------
-    def _stack_reader(self, probe: Any) -> Any:
-        import ctypes
-
-        sp_off, buf_off, cap = self.layout.stacks[id(probe)]
-        base = self._state.address()  # type: ignore[attr-defined]
-
-        def read() -> list[int]:
-            if self._frozen is not None:
-                raw_sp = self._frozen[sp_off:sp_off + 4]
-            else:
-                raw_sp = ctypes.string_at(base + sp_off, 4)
-            depth = min(struct.unpack("<I", raw_sp)[0] // 4, cap)
-            if depth <= 0:
-                return []
-            raw = (self._frozen[buf_off:buf_off + 4 * depth] if self._frozen is not None
-                   else ctypes.string_at(base + buf_off, 4 * depth))
-            return list(struct.unpack(f"<{depth}I", raw))
-        return read
+    def _state_address(self) -> int:
+        return int(self._state.address())  # type: ignore[attr-defined]
 
     def _read_memory(self, addr: int, size: int) -> bytes:
         if self._memory is None:

@@ -413,6 +413,12 @@ class WasmInstance:
                     continue
                 inline.add(id(p))
 
+    def _state_address(self) -> int:
+        """Where the state memory's bytes are (fixed: its size never changes)."""
+        import ctypes
+
+        return ctypes.addressof(self._state.data_ptr(self.store).contents)
+
     def _stack_reader(self, probe: ShadowStackProbe) -> Any:
         """A reader of the shadow stack that needs no store access, so a sampling
         thread can call it while the guest runs (the state memory never moves:
@@ -420,7 +426,7 @@ class WasmInstance:
         import ctypes
 
         sp_off, buf_off, cap = self.layout.stacks[id(probe)]
-        base = ctypes.addressof(self._state.data_ptr(self.store).contents)
+        base = self._state_address()
 
         def read() -> list[int]:
             if self._frozen is not None:
