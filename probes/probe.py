@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Probe", "FrameReads", "DynamicLoc", "Action", "CONTINUE", "CountProbe", "CoverageProbe",
-    "OperandProbe", "TraceProbe", "ShadowStackProbe", "EntryProbe", "ExitProbe",
+    "OperandProbe", "TraceProbe", "ShadowStackProbe",
     "CallbackProbe",
 ]
 
@@ -283,14 +283,6 @@ class ShadowStackProbe(_Intrinsic):
     def stack(self) -> list[int]:
         """Function indices of the active frames, outermost first (the live run)."""
         return list(self._sources[-1]()) if self._sources else []
-
-
-class EntryProbe(Probe):
-    """Base for probes fired on function entry (insert with `ProbeSet.insert_entry`)."""
-
-
-class ExitProbe(Probe):
-    """Base for probes fired on every normal exit path (return, br out, end)."""
 
 
 def check_probe(p: object) -> Probe:

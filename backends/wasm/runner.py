@@ -8,7 +8,7 @@ import importlib.metadata
 import os
 import struct
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -225,9 +225,6 @@ class RunStats:
     """WASI exit code, when the program exited."""
     trap: Trap | None = None
     """The trap that ended the run, if any."""
-    host_calls: int = 0
-    """Host-dispatched probe firings."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class WasmInstance:
