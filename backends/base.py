@@ -13,7 +13,12 @@ from ..ir import Module, ProbesError
 from ..probeset import ProbeSet
 
 __all__ = ["Backend", "Executable", "Instance", "CompileOptions", "WasiOptions", "get_backend",
-           "BACKENDS"]
+           "BACKENDS", "TABLE_ELEMENTS_LIMIT"]
+
+TABLE_ELEMENTS_LIMIT = 10_000_000
+"""Most elements a table may hold (80 MB of references): beyond it, ``table.grow``
+returns -1 and instantiation fails, on every backend (cext/runtime.c MAX_TABLE).
+Unlimited, one ``table.grow`` could make the host allocate and zero 32 GB."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@
 
 #define PAGE 65536ULL
 #define MAX_PAGES 65536ULL
-#define MAX_TABLE 10000000U
+#define MAX_TABLE 10000000U /* TABLE_ELEMENTS_LIMIT in backends/base.py */
 #define STACK_MARGIN (256 * 1024)
 
 rt_ctx *rt_ctx_new(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t nfuncs,

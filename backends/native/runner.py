@@ -384,9 +384,9 @@ class NativeInstance(WasmInstance):
         self.module = exe.module
         self.layout = exe.woven.layout
         self.stats = RunStats()
-        self._trap_point: _TrapPoint | None = None
         self._frozen: bytes | None = None
         self._firsts: dict[int, list[int]] = {}
+        self._init_stops()
         self.store = None
         self._pending: BaseException | None = None
         self._externs: list[Any] = []
@@ -692,9 +692,8 @@ class NativeInstance(WasmInstance):
         pending, self._pending = self._pending, None
         if kind == TRAP["host"] and pending is not None:
             if isinstance(pending, _ProbeTrap):
-                if pending.loc.pc >= 0:
-                    _first, index = self._block_of(pending.loc)
-                    self._trap_point = _TrapPoint(pending.loc.func, index, False)
+                inner = self._points([pending.loc], began=False)
+                self._stopped_at(inner, inner[0] if inner else None)
                 trap = Trap("probe", pending.loc, (pending.loc,), pending.reason)
                 self.stats.trap = trap
                 self._finish()
@@ -722,7 +721,8 @@ class NativeInstance(WasmInstance):
         top = frames[0] if frames else None
         if top is not None and top.func in self.layout.pcs and kind != TRAP["stack"]:
             _first, index = self._block_of(top)
-            self._trap_point = _TrapPoint(top.func, index, True)
+            point = _TrapPoint(top.func, index, True)
+            self._stopped_at([point], point)
         name = TRAP_NAMES.get(kind, "trap")
         return Trap(name, top, frames)
 

@@ -26,7 +26,7 @@ from ...probe import (
     TraceProbe,
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
-from ..base import CompileOptions, WasiOptions
+from ..base import TABLE_ELEMENTS_LIMIT, CompileOptions, WasiOptions
 from .weaver import START_EXPORT, STATE_EXPORT, TABLE_EXPORT, Layout, Woven, weave
 
 __all__ = ["WasmBackend", "WasmExecutable", "WasmInstance"]
@@ -217,6 +217,43 @@ class _TrapPoint:
     """Whether the instruction at `index` itself began (False for probe traps)."""
 
 
+class _RanAtStops:
+    """What the guest's stops prove ran: for each frame, its block up to the
+    frame's point and, where coverage classes share flags, the blocks that
+    dominate it (ir/dominance.py: the innermost frame is the one that matters)."""
+
+    def __init__(self, layout: Layout, firsts_of: Any) -> None:
+        self.layout = layout
+        self.firsts_of = firsts_of
+        self.upto: dict[tuple[int, int], tuple[int, bool]] = {}
+        """(func, block first index) -> furthest (index, began) a frame stood at."""
+        self.whole: set[tuple[int, int]] = set()
+        """(func, block first index) of blocks that ran to their end."""
+
+    def add(self, stack: list[_TrapPoint]) -> None:
+        layout = self.layout
+        for tp in stack:
+            firsts = self.firsts_of(tp.func)
+            pos = bisect.bisect_right(firsts, tp.index) - 1
+            key = (tp.func, firsts[pos])
+            mark = (tp.index, tp.inclusive)
+            if self.upto.get(key, (-1, False)) < mark:
+                self.upto[key] = mark
+            idom = layout.cov_idom.get(tp.func)
+            if idom:
+                d = idom[pos]
+                # A block already present brought its own dominators with it.
+                while d >= 0 and (tp.func, firsts[d]) not in self.whole:
+                    self.whole.add((tp.func, firsts[d]))
+                    d = idom[d]
+
+    def covers(self, func: int, first: int, index: int) -> bool:
+        if (func, first) in self.whole:
+            return True
+        mark = self.upto.get((func, first))
+        return mark is not None and (index < mark[0] or (index == mark[0] and mark[1]))
+
+
 @dataclass
 class RunStats:
     """Facts about one instance's execution."""
@@ -236,12 +273,13 @@ class WasmInstance:
         self.module = exe.module
         self.layout: Layout = exe.woven.layout
         self.stats = RunStats()
-        self._trap_point: _TrapPoint | None = None
+        self._init_stops()
         self._frozen: bytes | None = None
         self._firsts: dict[int, list[int]] = {}
         self._pending: BaseException | None = None
         self._keep: list[Any] = []  # raw callbacks must outlive the store
         self.store = wasmtime.Store(exe.engine)
+        self.store.set_limits(table_elements=TABLE_ELEMENTS_LIMIT)
         if exe.options.fuel:
             self.store.set_fuel(exe.options.fuel)
         if exe.options.interruptible:
@@ -250,6 +288,7 @@ class WasmInstance:
         if wasi is not None or any(i.module.startswith("wasi") for i in self.module.imports):
             self.store.set_wasi((wasi or WasiOptions()).to_wasmtime())
             linker.define_wasi()
+            self._shadow_proc_exit(linker)
         self._define_imports(linker, imports)
         try:
             self.instance = linker.instantiate(self.store, exe.compiled)
@@ -300,6 +339,16 @@ class WasmInstance:
             else:
                 linker.define(self.store, imp.module, imp.name, provided)
 
+    def _shadow_proc_exit(self, linker: wasmtime.Linker) -> None:
+        """Our own ``proc_exit`` (see `_raw_proc_exit`)."""
+        for imp in self.module.imports:
+            if (imp.module, imp.name, imp.kind) == ("wasi_snapshot_preview1", "proc_exit",
+                                                    "func") and raw_host_calls():
+                ft = self.module.types[imp.desc]  # type: ignore[index]
+                if [t.name for t in ft.params] == ["i32"] and not ft.results:
+                    linker.allow_shadowing = True
+                    linker.define(self.store, imp.module, imp.name, _raw_proc_exit(self))
+
     def _fill_table(self, table: wasmtime.Table) -> None:
         """One host function per callback signature. Numeric signatures use a raw
         trampoline (no per-call wrapper objects: ~0.5 µs instead of ~2.5 µs per
@@ -328,24 +377,8 @@ class WasmInstance:
         """(block first index, instruction index) of an original location."""
         pcs = self.layout.pcs[loc.func]
         index = bisect.bisect_left(pcs, loc.pc)
-        firsts = self._firsts.get(loc.func)
-        if firsts is None:
-            firsts = self._firsts[loc.func] = [b.first for b in self.layout.blocks[loc.func]]
+        firsts = self._firsts_of(loc.func)
         return firsts[bisect.bisect_right(firsts, index) - 1], index
-
-    def _after_trap(self, func: int, first: int, index: int) -> bool:
-        """Whether instruction ``index`` (in the block starting at ``first``) lies past
-        the trap point of this run, in the trapping block."""
-        tp = self._trap_point
-        if tp is None or tp.func != func:
-            return False
-        blocks = self.layout.blocks.get(func, [])
-        for b in blocks:
-            if b.first == first:
-                if not b.first <= tp.index <= b.last:
-                    return False
-                return index > tp.index or (index == tp.index and not tp.inclusive)
-        return False
 
     def count_at(self, loc: Location) -> int:
         """Executions of ``loc`` (or an entry/exit site) counted by the woven code."""
@@ -357,12 +390,15 @@ class WasmInstance:
         if off is None:
             raise ProbeError(f"no counter was woven for {loc}")
         n = self._u64(off)
-        if n and self._after_trap(loc.func, first, index):
-            n -= 1
+        # Each trap in this block counted the instructions after it once too often.
+        for at, began in self._overrun.get((loc.func, first), ()):
+            if index > at or (index == at and not began):
+                n -= 1
         return n
 
     def covered(self, loc: Location) -> bool:
-        """Whether ``loc`` executed, from the woven coverage flags."""
+        """Whether ``loc`` executed, from the woven coverage flags (exact once the
+        guest has stopped; while it runs, classes still in progress read False)."""
         if loc.pc in (ENTRY, EXIT):
             off = self.layout.site_flags.get(loc)
             return off is not None and self._u8(off) != 0
@@ -372,14 +408,49 @@ class WasmInstance:
             return False
         if self._u8(off):
             return True
-        # Never completed: covered only up to where this run trapped in it.
-        tp = self._trap_point
-        if tp is None or tp.func != loc.func or tp.index < first:
-            return False
-        last = next(b.last for b in self.layout.blocks[loc.func] if b.first == first)
-        if tp.index > last:
-            return False
-        return index < tp.index or (index == tp.index and tp.inclusive)
+        # The class never completed: where runs stopped shows what of it ran
+        # (ir/dominance.py).
+        return self._ran.covers(loc.func, first, index)
+
+    def _firsts_of(self, func: int) -> list[int]:
+        firsts = self._firsts.get(func)
+        if firsts is None:
+            firsts = self._firsts[func] = [b.first for b in self.layout.blocks[func]]
+        return firsts
+
+    def _init_stops(self) -> None:
+        self._overrun: dict[tuple[int, int], list[tuple[int, bool]]] = {}
+        """(func, block first index) -> (index, began) of every trap in that block."""
+        self._ran = _RanAtStops(self.layout, self._firsts_of)
+        """What the stacks of all stops so far prove ran."""
+
+    def _stopped_at(self, stack: list[_TrapPoint], trap_point: _TrapPoint | None) -> None:
+        """Record where every frame stood when the guest stopped, innermost first
+        (for coverage), and the trap point in the innermost frame (for counts).
+        Stops accumulate: an instance may trap in one call and run on in the next."""
+        self._ran.add(stack)
+        if trap_point is not None:
+            firsts = self._firsts_of(trap_point.func)
+            first = firsts[bisect.bisect_right(firsts, trap_point.index) - 1]
+            self._overrun.setdefault((trap_point.func, first), []).append(
+                (trap_point.index, trap_point.inclusive))
+
+    def _stopped_in(self, frames: list[Location], began: bool = True) -> None:
+        """The guest stopped with these frames (innermost first); ``began``: whether
+        the innermost frame's instruction started (not for a probe before it)."""
+        inner = self._points(frames[:1], began)
+        self._stopped_at(inner + self._points(frames[1:]), inner[0] if inner else None)
+
+    def _points(self, frames: list[Location], began: bool = True) -> list[_TrapPoint]:
+        """Trap points of frames in instrumented functions."""
+        points = []
+        seen: set[tuple[int, int]] = set()
+        for loc in frames:
+            if loc.func in self.layout.pcs and loc.pc >= 0 and (loc.func, loc.pc) not in seen:
+                seen.add((loc.func, loc.pc))  # deep recursion repeats the same frames
+                _first, index = self._block_of(loc)
+                points.append(_TrapPoint(loc.func, index, began))
+        return points
 
     def histogram(self, probe: OperandProbe) -> dict[int, int]:
         off, slots = self.layout.histograms[id(probe)]
@@ -557,13 +628,24 @@ class WasmInstance:
             self.stats.exit_code = e.code
             self._finish()
             raise _Exit(e.code) from None
-        except wasmtime.Trap as t:
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as t:
             pending, self._pending = self._pending, None
-            if pending is not None:  # raised by a probe in a raw host callback
+            if pending is not None:  # raised in a raw host function
                 if isinstance(pending, _ProbeTrap):
-                    return self._probe_trapped(pending)
+                    return self._probe_trapped(pending, t)
+                frames = self._frames(t)
+                if isinstance(pending, _Exit):  # proc_exit: the call began, and ended all
+                    self._stopped_in(frames)
+                    self.stats.exit_code = pending.code
+                    self._finish()
+                    raise pending from None
+                self._stopped_in(frames, began=False)  # a probe failed before its instruction
                 self._finish()
                 raise pending from None
+            if not isinstance(t, wasmtime.Trap):  # e.g. the host ran out of memory
+                self._stopped_in(self._frames(t))
+                self._finish()
+                raise ProbesError(f"wasmtime: {_first_line(t)}") from None
             trap = self._convert_trap(t)
             self._finish()
             if trap.kind == "interrupt":
@@ -572,15 +654,13 @@ class WasmInstance:
             raise trap from None
         except _ProbeTrap as pt:
             return self._probe_trapped(pt)
-        except wasmtime.WasmtimeError as e:
-            raise ProbesError(f"wasmtime: {_first_line(e)}") from None
 
-    def _probe_trapped(self, pt: _ProbeTrap) -> Any:
-        """A probe asked to stop the program: a Trap at the probe's location."""
-        if pt.loc.pc >= 0 and pt.loc.func in self.layout.pcs:
-            first, index = self._block_of(pt.loc)
-            self._trap_point = _TrapPoint(pt.loc.func, index, False)
-        trap = Trap("probe", pt.loc, (pt.loc,), pt.reason)
+    def _probe_trapped(self, pt: _ProbeTrap, t: Exception | None = None) -> Any:
+        """A probe asked to stop the program: a Trap at the probe's location, before
+        its instruction (``t``: the wasmtime trap, whose frames show the callers)."""
+        callers = self._frames(t)[1:] if t is not None else []
+        self._stopped_in([pt.loc, *callers], began=False)
+        trap = Trap("probe", pt.loc, (pt.loc, *callers), pt.reason)
         self.stats.trap = trap
         self._finish()
         raise trap from None
@@ -644,16 +724,18 @@ class WasmInstance:
         kind = TRAP_KINDS.get(code.name if code is not None else "", "")
         if not kind:
             kind = _first_line(t).removeprefix("wasm trap: ") or "trap"
+        frames = self._frames(t)
+        self._stopped_in(frames)
+        return Trap(kind, frames[0] if frames else None, frames)
+
+    def _frames(self, t: Exception) -> list[Location]:
+        """The guest frames of a trap or error at original locations, innermost first."""
         frames = []
-        for fr in t.frames or ():
-            loc = self._original_location(fr.func_index, fr.func_offset)
+        for func, offset in _wasm_frames(t):
+            loc = self._original_location(func, offset)
             if loc is not None:
                 frames.append(loc)
-        top = frames[0] if frames else None
-        if top is not None and top.func in self.layout.pcs:
-            first, index = self._block_of(top)
-            self._trap_point = _TrapPoint(top.func, index, True)
-        return Trap(kind, top, frames)
+        return frames
 
     def _original_location(self, func: int, woven_pc: int) -> Location | None:
         if func < self.module.num_imported_funcs:
@@ -672,63 +754,115 @@ _RAW_FIELDS = {"i32": "i32", "i64": "i64", "f32": "f32", "f64": "f64"}
 _NULL_FINALIZER: Any = None
 
 
+def raw_host_calls() -> bool:
+    """Whether this wasmtime-py has the unchecked host-function API `_raw_host_func`
+    uses (host calls that keep the trap's frames and cost ~0.5 µs, not ~2.5 µs)."""
+    try:
+        from wasmtime import _ffi as ffi
+
+        return all(hasattr(ffi, n) for n in ("wasmtime_func_new_unchecked",
+                                              "wasmtime_func_unchecked_callback_t",
+                                              "wasmtime_trap_new"))
+    except ImportError:
+        return False
+
+
+def _park(inst: WasmInstance, e: BaseException) -> int:
+    """Park ``e`` on the instance (`_invoke` re-raises it) and return a new trap:
+    exceptions cannot cross the C boundary, and the trap keeps the guest's frames."""
+    import ctypes
+
+    from wasmtime import _ffi as ffi
+
+    inst._pending = e
+    msg = b"probes: host function stopped the guest"
+    return ctypes.cast(ffi.wasmtime_trap_new(msg, len(msg)), ctypes.c_void_p).value or 0
+
+
+def _unchecked_func(inst: WasmInstance, ft: wasmtime.FuncType, callback: Any) -> wasmtime.Func:
+    """A wasmtime Func calling ``callback(env, caller, args, nargs) -> trap pointer``."""
+    import ctypes
+
+    from wasmtime import _ffi as ffi
+
+    global _NULL_FINALIZER
+    if _NULL_FINALIZER is None:
+        _NULL_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(0)
+    raw_cb = ffi.wasmtime_func_unchecked_callback_t(callback)
+    func = ffi.wasmtime_func_t()
+    ffi.wasmtime_func_new_unchecked(inst.store._context(), ft.ptr(), raw_cb, None,
+                                    _NULL_FINALIZER, ctypes.byref(func))
+    inst._keep.append(raw_cb)  # the callback must outlive the store
+    return wasmtime.Func._from_raw(func)
+
+
 def _raw_host_func(inst: WasmInstance, ft: wasmtime.FuncType, slot: int,
                    params: tuple[Any, ...]) -> wasmtime.Func | None:
-    """A host function on wasmtime's unchecked API, reading raw arguments directly.
-
-    Exceptions cannot cross the C boundary: they are parked on the instance and
-    a trap is returned; `_invoke` re-raises the parked exception.
-    """
-    global _NULL_FINALIZER
-    if any(t.name not in _RAW_FIELDS for t in params):
+    """A callback-table function on wasmtime's unchecked API, reading raw arguments
+    directly; None when the signature or this wasmtime-py does not allow it."""
+    if any(t.name not in _RAW_FIELDS for t in params) or not raw_host_calls():
         return None
+    fields = [_RAW_FIELDS[t.name] for t in params[1:]]
+    dispatch = inst._dispatch
+    flush = inst._flush_trace
+
+    if slot == 0:
+        def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
+            try:
+                flush()
+                return 0
+            except BaseException as e:  # noqa: BLE001 - parked, re-raised by _invoke
+                return _park(inst, e)
+    elif not fields:
+        def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
+            try:
+                dispatch(args[0].i32)
+                return 0
+            except BaseException as e:  # noqa: BLE001
+                return _park(inst, e)
+    else:
+        def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
+            try:
+                dispatch(args[0].i32, *[getattr(args[i + 1], f)
+                                        for i, f in enumerate(fields)])
+                return 0
+            except BaseException as e:  # noqa: BLE001
+                return _park(inst, e)
+
+    return _unchecked_func(inst, ft, callback)
+
+
+def _raw_proc_exit(inst: WasmInstance) -> wasmtime.Func:
+    """WASI ``proc_exit`` as a trap that keeps the guest's frames (wasmtime's own
+    exit has none) and any status, as on the native backend (wasmtime refuses
+    statuses from 126 on, so C's ``exit(200)`` would not give 200)."""
+    ft = wasmtime.FuncType([wasmtime.ValType.i32()], [])
+
+    def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
+        return _park(inst, _Exit(args[0].i32))
+
+    return _unchecked_func(inst, ft, callback)
+
+
+def _wasm_frames(t: Exception) -> list[tuple[int, int]]:
+    """(function index, body offset) of each guest frame a wasmtime Trap or error
+    carries, innermost first. (Traps returned by host functions arrive as errors.)"""
+    if isinstance(t, wasmtime.Trap):
+        return [(fr.func_index, fr.func_offset) for fr in t.frames or ()]
     try:
         import ctypes
 
         from wasmtime import _ffi as ffi
 
-        if _NULL_FINALIZER is None:
-            _NULL_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(0)
-        fields = [_RAW_FIELDS[t.name] for t in params[1:]]
-        dispatch = inst._dispatch
-        flush = inst._flush_trace
-
-        def fail(e: BaseException) -> int:
-            inst._pending = e
-            msg = b"probes: host callback failed"
-            return ctypes.cast(ffi.wasmtime_trap_new(msg, len(msg)), ctypes.c_void_p).value or 0
-
-        if slot == 0:
-            def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
-                try:
-                    flush()
-                    return 0
-                except BaseException as e:  # noqa: BLE001 - parked, re-raised by _invoke
-                    return fail(e)
-        elif not fields:
-            def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
-                try:
-                    dispatch(args[0].i32)
-                    return 0
-                except BaseException as e:  # noqa: BLE001
-                    return fail(e)
-        else:
-            def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
-                try:
-                    dispatch(args[0].i32, *[getattr(args[i + 1], f)
-                                            for i, f in enumerate(fields)])
-                    return 0
-                except BaseException as e:  # noqa: BLE001
-                    return fail(e)
-
-        raw_cb = ffi.wasmtime_func_unchecked_callback_t(callback)
-        func = ffi.wasmtime_func_t()
-        ffi.wasmtime_func_new_unchecked(inst.store._context(), ft.ptr(), raw_cb, None,
-                                        _NULL_FINALIZER, ctypes.byref(func))
-        inst._keep.append(raw_cb)
-        return wasmtime.Func._from_raw(func)
-    except (ImportError, AttributeError, TypeError):  # another wasmtime-py: generic path
-        return None
+        vec = ffi.wasm_frame_vec_t(0, None)
+        ffi.wasmtime_error_wasm_trace(t.ptr(), ctypes.byref(vec))  # type: ignore[attr-defined]
+        try:
+            return [(ffi.wasm_frame_func_index(vec.data[i]),
+                     ffi.wasm_frame_func_offset(vec.data[i])) for i in range(vec.size)]
+        finally:
+            ffi.wasm_frame_vec_delete(ctypes.byref(vec))
+    except (ImportError, AttributeError, TypeError):
+        return []
 
 
 class _Exit(Exception):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from ...ir import Location, Module, ProbeError
 from ...ir.blocks import CountingBlock, counting_blocks
+from ...ir import dominance
 from ...ir.encoder import encode, encode_instrs_with_offsets, encode_locals
 from ...ir.module import Export, Function, Instr
 from ...ir.opcodes import BY_NAME, OpInfo
@@ -107,8 +108,12 @@ class Layout:
     site_counters: dict[Location, int] = field(default_factory=dict)
     """Entry/exit sites -> counter offset."""
     cov_flags: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(func, block first index) -> flag byte set when the block reaches its last
-    instruction."""
+    """(func, block first index) -> flag byte set when the block's coverage class
+    reaches its last instruction (blocks of one class share the byte)."""
+    cov_idom: dict[int, list[int]] = field(default_factory=dict)
+    """func -> immediate dominator of each counting block (by position), for the
+    functions whose coverage classes merge blocks: the host completes those
+    classes from the innermost frame when a run stops."""
     site_flags: dict[Location, int] = field(default_factory=dict)
     """Entry/exit sites -> coverage flag offset."""
     histograms: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -158,10 +163,11 @@ class Woven:
 
 class _Weaver:
     def __init__(self, module: Module, probes: ProbeSet, trace_capacity: int,
-                 dynamic: bool) -> None:
+                 dynamic: bool, coverage_classes: bool) -> None:
         self.m = module
         self.ps = probes
         self.dynamic = dynamic
+        self.coverage_classes = coverage_classes
         self.layout = Layout()
         self.trace_capacity = trace_capacity
         self.new_types: list[FuncType] = []
@@ -284,7 +290,6 @@ class _Weaver:
         blocks = counting_blocks(instrs)
         layout.blocks[f.index] = blocks
         layout.pcs[f.index] = [i.pc for i in instrs]
-        block_at = {b.first: b for b in blocks}
         index_of = {ins.pc: i for i, ins in enumerate(instrs)}
         block_of_index: list[CountingBlock] = []
         for b in blocks:
@@ -314,6 +319,8 @@ class _Weaver:
         want_counter: set[int] = set()
         want_cov: set[int] = set()
         pre: dict[int, list[Instr]] = {}   # instruction index -> code before it
+        flags_before: dict[int, list[Instr]] = {}  # ... then coverage flags, after any
+        # probe there could stop the run before the instruction
         for pc, probes in probes_at.items():
             if pc in (ENTRY, EXIT):
                 continue
@@ -328,14 +335,25 @@ class _Weaver:
             off = layout.alloc(8)
             layout.block_counters[(f.index, first)] = off
             pre.setdefault(first, []).extend(self.counter_add(off))
-        for first in sorted(want_cov):
-            # One store just before the block's last instruction: set means the
-            # whole block ran; a block cut short by a trap is completed from the
-            # trap location by the host.
-            b = block_at[first]
-            off = layout.alloc(1, 1)
-            layout.cov_flags[(f.index, first)] = off
-            pre.setdefault(b.last, []).extend(self.flag_store(off))
+        if want_cov:
+            # One store just before the last instruction of each coverage class
+            # (a chain of blocks, see ir/dominance.py): set means the whole class
+            # ran; a class cut short is completed from the stack by the host.
+            last_of = list(range(len(blocks)))
+            if self.coverage_classes and len(want_cov) > 1:
+                classes = dominance.coverage_classes(instrs, blocks)
+                if classes.merged:
+                    last_of = classes.last
+                    layout.cov_idom[f.index] = classes.idom
+            pos_of = {b.first: k for k, b in enumerate(blocks)}
+            flag_of: dict[int, int] = {}
+            for first in sorted(want_cov):
+                last = last_of[pos_of[first]]
+                off = flag_of.get(last)
+                if off is None:
+                    off = flag_of[last] = layout.alloc(1, 1)
+                    flags_before[blocks[last].last] = self.flag_store(off)
+                layout.cov_flags[(f.index, first)] = off
 
         # Per-location probes that are not plain counts/coverage, in index order.
         for i, ins in enumerate(instrs):
@@ -373,6 +391,9 @@ class _Weaver:
         out += self.site_code(Location(f.index, ENTRY), entry, ftype, f, temp, ())
         for i, ins in enumerate(instrs):
             code = pre.get(i)
+            if code:
+                out += code
+            code = flags_before.get(i)
             if code:
                 out += code
             out.append(ins)
@@ -635,11 +656,14 @@ def _union_reads(probes: Iterable[Probe]) -> FrameReads:
 
 
 def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
-          dynamic: bool = False) -> Woven:
+          dynamic: bool = False, coverage_classes: bool = True) -> Woven:
     """Instrument ``module`` with the probes in ``probes``.
 
     With ``dynamic``, every instruction gets an armed site (a flag test and a
     host call when set), so probes can be inserted anywhere during a run.
+    With ``coverage_classes``, one coverage flag stands for a chain of blocks
+    (ir/dominance.py; `Layout.cov_idom`), else one flag per block; either way
+    the host completes coverage from the innermost frame when a run stops.
     """
-    return _Weaver(module, probes, trace_capacity, dynamic).run()
+    return _Weaver(module, probes, trace_capacity, dynamic, coverage_classes).run()
 

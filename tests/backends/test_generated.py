@@ -15,7 +15,7 @@ import wasmtime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probes.backends.base import CompileOptions
+from probes.backends.base import TABLE_ELEMENTS_LIMIT, CompileOptions
 from probes.ir import Module, ProbesError, Trap, decode, encode
 from probes.ir.module import Export
 from probes.monitors import available, create
@@ -50,6 +50,7 @@ def _norm(v: Any) -> Any:
 def _plain(wasm: bytes, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
+    store.set_limits(table_elements=TABLE_ELEMENTS_LIMIT)  # as the backends do
     out: list[Any] = []
     try:
         inst = wasmtime.Instance(store, wasmtime.Module(engine, wasm), [])

@@ -1,0 +1,226 @@
+"""Dominance over counting blocks, and the coverage classes built on it.
+
+A coverage class is a chain of counting blocks ``X1 -> X2 -> ... -> Xk`` that
+one flag, set just before the last instruction of ``Xk``, stands for. Each
+link ``X -> Y`` of a chain satisfies:
+
+* ``X`` dominates ``Y``: when ``Y`` completed, ``X`` ran (the flag is sound);
+* ``Y`` is the immediate post-dominator of ``X``: an activation that ran
+  ``X`` and returned normally also ran ``Y``;
+* every block reachable from ``X`` without passing ``Y`` is dominated by ``X``,
+  the function's exit is not among them, nor is ``X`` itself (no cycle
+  through ``X`` that avoids ``Y``);
+* no call in ``X`` or in those blocks.
+
+An activation that ran ``X`` but never ``Y`` therefore stopped (a trap, an
+interrupt, a probe) in its own body, at a point ``P`` that ``X`` dominates,
+with no earlier complete run of ``X`` unflagged: the run ended there, so ``P``
+is the innermost frame of the final stack, which every backend reports. A
+block ran iff its class's flag is set, or it strictly dominates the block of
+such a point, or it is that block up to the point. Links compose: if
+``X -> Y`` and ``Y -> Z`` hold, so do the conditions for ``X`` and ``Z``.
+
+(Chains across calls would need every frame of the final stack; wasmtime
+reports at most 20.)
+
+Dominators are Cooper, Harvey and Kennedy's iterative algorithm ("A Simple,
+Fast Dominance Algorithm", 2001) on reverse postorder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .blocks import CountingBlock
+from .cfg import cfg_from_instrs
+from .module import Instr
+
+__all__ = ["CoverageClasses", "block_successors", "coverage_classes",
+           "immediate_dominators", "dominators"]
+
+_CALLS = frozenset(["call", "call_indirect"])
+
+_REGION_BUDGET = 20_000
+"""Blocks visited per function while checking links, beyond 20 per block; past
+it the remaining blocks keep a flag of their own (correct, only slower)."""
+
+
+def block_successors(instrs: list[Instr], blocks: list[CountingBlock]) -> list[list[int]]:
+    """Successors of each counting block by position; ``len(blocks)`` is the exit
+    (a return or the body's final ``end``)."""
+    n = len(blocks)
+    pos_of_first = {b.first: k for k, b in enumerate(blocks)}
+    cfg = cfg_from_instrs(instrs)
+    index_of = {ins.pc: i for i, ins in enumerate(instrs)}
+    # The CFG may split a counting block (at places only dead code reaches);
+    # an edge into the middle of a counting block is internal to it.
+    owner: list[int] = []
+    for k, b in enumerate(blocks):
+        owner.extend([k] * (b.last - b.first + 1))
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for bb in cfg.blocks:
+        src = owner[index_of[bb.end_pc]]
+        for e in bb.succs:
+            if e.dst == cfg.exit.id:
+                dst = n
+            else:
+                dst = pos_of_first.get(index_of[cfg.blocks[e.dst].start_pc], -1)
+                if dst < 0:
+                    continue
+            if dst not in succs[src]:
+                succs[src].append(dst)
+    return succs
+
+
+def immediate_dominators(succs: list[list[int]], root: int) -> list[int]:
+    """idom of every node of the graph ``succs`` (node -> successor list) from
+    ``root``: ``idom[root] == root``, -1 for nodes ``root`` does not reach."""
+    n = len(succs)
+    order: list[int] = []          # postorder
+    seen = [False] * n
+    seen[root] = True
+    stack: list[tuple[int, int]] = [(root, 0)]
+    while stack:
+        node, i = stack[-1]
+        if i < len(succs[node]):
+            stack[-1] = (node, i + 1)
+            nxt = succs[node][i]
+            if not seen[nxt]:
+                seen[nxt] = True
+                stack.append((nxt, 0))
+        else:
+            stack.pop()
+            order.append(node)
+    rpo_num = [-1] * n
+    for num, node in enumerate(reversed(order)):
+        rpo_num[node] = num
+    preds: list[list[int]] = [[] for _ in range(n)]
+    for v in order:
+        for w in succs[v]:
+            preds[w].append(v)
+    idom = [-1] * n
+    idom[root] = root
+    rpo = list(reversed(order))
+    changed = True
+    while changed:
+        changed = False
+        for v in rpo[1:]:
+            new = -1
+            for p in preds[v]:
+                if idom[p] < 0:
+                    continue
+                if new < 0:
+                    new = p
+                    continue
+                a, b = p, new
+                while a != b:
+                    while rpo_num[a] > rpo_num[b]:
+                        a = idom[a]
+                    while rpo_num[b] > rpo_num[a]:
+                        b = idom[b]
+                new = a
+            if new != idom[v]:
+                idom[v] = new
+                changed = True
+    return idom
+
+
+def dominators(idom: list[int], node: int) -> list[int]:
+    """``node`` and every block that dominates it, innermost first."""
+    out = [node]
+    while idom[node] >= 0 and idom[node] != node:
+        node = idom[node]
+        out.append(node)
+    return out
+
+
+@dataclass(frozen=True)
+class CoverageClasses:
+    """Coverage classes of one function's counting blocks (by position)."""
+
+    last: list[int]
+    """The block whose completion sets each block's flag (itself when alone)."""
+    idom: list[int]
+    """Immediate dominator of each block (-1: the entry, or unreachable)."""
+
+    @property
+    def merged(self) -> bool:
+        """Whether any class holds more than one block."""
+        return any(last != k for k, last in enumerate(self.last))
+
+
+def coverage_classes(instrs: list[Instr], blocks: list[CountingBlock]) -> CoverageClasses:
+    """Chain the counting blocks of a body into coverage classes (module docstring)."""
+    n = len(blocks)
+    succs = block_successors(instrs, blocks)
+    calls = [instrs[b.last].op.name in _CALLS for b in blocks]  # calls end blocks
+    exit_node = n
+    graph = [*succs, []]
+    idom = immediate_dominators(graph, 0)
+    preds: list[list[int]] = [[] for _ in range(n + 1)]
+    for v, ws in enumerate(graph):
+        for w in ws:
+            preds[w].append(v)
+    ipdom = immediate_dominators(preds, exit_node)
+
+    # Dominator-tree intervals: a dominates b iff pre[a] <= pre[b] < post[a].
+    children: list[list[int]] = [[] for _ in range(n + 1)]
+    for v in range(n):
+        if idom[v] >= 0 and v != 0:
+            children[idom[v]].append(v)
+    pre = [-1] * (n + 1)
+    post = [-1] * (n + 1)
+    clock = 0
+    stack: list[tuple[int, int]] = [(0, 0)]
+    pre[0] = clock
+    clock += 1
+    while stack:
+        node, i = stack[-1]
+        if i < len(children[node]):
+            stack[-1] = (node, i + 1)
+            child = children[node][i]
+            pre[child] = clock
+            clock += 1
+            stack.append((child, 0))
+        else:
+            stack.pop()
+            post[node] = clock
+
+    def dominates(a: int, b: int) -> bool:
+        return pre[a] >= 0 and pre[b] >= 0 and pre[a] <= pre[b] < post[a]
+
+    budget = _REGION_BUDGET + 20 * n
+
+    def region_ok(x: int, y: int) -> bool:
+        nonlocal budget
+        seen = {y}
+        work = [x]
+        while work:
+            v = work.pop()
+            for w in graph[v]:
+                if w in seen:
+                    continue
+                budget -= 1
+                if (w == exit_node or w == x or calls[w] or not dominates(x, w)
+                        or budget < 0):
+                    return False
+                seen.add(w)
+                work.append(w)
+        return True
+
+    link = [-1] * n
+    for x in range(n):
+        y = ipdom[x]
+        if y < 0 or y == exit_node or y == x or calls[x] or budget < 0:
+            continue
+        if dominates(x, y) and region_ok(x, y):
+            link[x] = y
+    last = list(range(n))
+    for x in range(n - 1, -1, -1):
+        if link[x] >= 0:
+            # Resolve the chain (links go to dominated blocks, so it ends).
+            y = link[x]
+            while link[y] >= 0:
+                y = link[y]
+            last[x] = y
+    return CoverageClasses(last, [d if d != k else -1 for k, d in enumerate(idom[:n])])

@@ -1,0 +1,219 @@
+"""Coverage is exact however a run stops: flags shared by chains of blocks
+(ir/dominance.py) are completed from the innermost frame of the final stack.
+
+Oracle: in the same run, a CountProbe at every instruction (exact, corrected
+for traps); an instruction is covered iff its count is positive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from probes.backends.base import CompileOptions, WasiOptions, get_backend
+from probes.ir import Location, Module, ProbesError, Trap, decode
+from probes.ir.dominance import block_successors, coverage_classes, immediate_dominators
+from probes.ir.blocks import counting_blocks
+from probes.probe import Action, CountProbe, CoverageProbe, Probe
+from probes.probeset import ProbeSet
+
+from ..conftest import assemble
+
+WAT = """
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func $leaf (param $x i32) (result i32)
+    (i32.div_u (i32.const 100) (local.get $x)))
+  (func $calc (param $x i32) (result i32) (local $r i32)
+    (local.set $r (i32.mul (local.get $x) (i32.const 3)))
+    (if (i32.gt_u (local.get $x) (i32.const 3))
+      (then (local.set $r (i32.add (local.get $r) (i32.const 1))))
+      (else (local.set $r (i32.sub (local.get $r) (i32.const 1)))))
+    (local.set $r (i32.div_u (i32.const 1000) (i32.sub (local.get $x) (i32.const 4))))
+    (if (i32.eq (local.get $x) (i32.const 6)) (then unreachable))
+    (i32.add (local.get $r) (i32.load (i32.const 0))))
+  (func $mid (param $x i32) (result i32) (local $a i32)
+    (local.set $a (call $leaf (local.get $x)))
+    (local.set $a (i32.add (local.get $a) (call $leaf (i32.sub (local.get $x) (i32.const 1)))))
+    (if (i32.eq (local.get $x) (i32.const 7)) (then (call $exit (i32.const 42))))
+    (if (i32.eq (local.get $x) (i32.const 9)) (then (call $exit (i32.const 200))))
+    (i32.store (i32.const 0) (local.get $a))
+    (local.get $a))
+  (func (export "run") (param $x i32) (result i32) (local $s i32)
+    (local.set $s (call $calc (local.get $x)))
+    (local.set $s (i32.add (local.get $s) (call $mid (local.get $x))))
+    (local.set $s (i32.add (local.get $s) (call $mid (i32.sub (local.get $x) (i32.const 2)))))
+    (local.get $s)))
+"""
+
+
+def _instrument(m: Module, extra: dict[Location, Probe] | None = None
+                ) -> tuple[ProbeSet, dict[Location, tuple[CoverageProbe, CountProbe]]]:
+    ps = ProbeSet(m)
+    pairs = {}
+    for f in m.functions:
+        for ins in f.instrs:
+            loc = Location(f.index, ins.pc)
+            pairs[loc] = (CoverageProbe(), CountProbe())
+            ps.insert(loc, pairs[loc][0])
+            ps.insert(loc, pairs[loc][1])
+    for loc, p in (extra or {}).items():
+        ps.insert(loc, p)
+    return ps, pairs
+
+
+def _disagreements(pairs: dict[Location, tuple[CoverageProbe, CountProbe]]) -> list[Any]:
+    return [(loc, cov.hit, cnt.count) for loc, (cov, cnt) in pairs.items()
+            if cov.hit != (cnt.count > 0)]
+
+
+def _outcome(inst: Any, export: str, *args: Any) -> Any:
+    try:
+        return ("ok", inst.call(export, *args))
+    except Trap as t:
+        return ("trap", t.kind)
+    except SystemExit as e:
+        return ("exit", e.code)
+
+
+@pytest.mark.parametrize("arg, expected", [
+    (5, ("ok", 1000 + 100 // 5 + 100 // 4 + 100 // 3 + 100 // 2)),
+    (4, ("trap", "integer divide by zero")),   # mid-chain in $calc
+    (6, ("trap", "unreachable")),              # in $calc's dead-end arm
+    (1, ("trap", "integer divide by zero")),   # in $mid's first call, second $leaf
+    (2, ("trap", "integer divide by zero")),   # in $mid's second call, first $leaf
+    (7, ("exit", 42)),                         # proc_exit deep in the first $mid
+    (9, ("exit", 200)),                        # any status survives (wasmtime refuses >= 126)
+])
+def test_coverage_matches_counts_however_the_run_stops(backend: Any, arg: int, expected: Any,
+                                                       compile_options: CompileOptions) -> None:
+    m = decode(assemble(WAT))
+    ps, pairs = _instrument(m)
+    inst = backend.compile(m, ps, compile_options).instantiate(wasi=WasiOptions())
+    assert _outcome(inst, "run", arg) == expected
+    assert _disagreements(pairs) == []
+    # Non-vacuous: $calc's blocks share one flag, and a trap inside had to complete it.
+    calc = 2
+    assert set(inst.layout.cov_idom) == {calc}
+    if arg == 4:
+        assert any(func == calc for func, _ in inst._ran.whole)
+
+
+def test_a_probe_trap_keeps_exact_coverage(backend: Any, compile_options: CompileOptions) -> None:
+    """Action.trap from a Python probe stops the run with Trap('probe') at the probe's
+    location, before its instruction; callers' frames complete coverage."""
+    m = decode(assemble(WAT))
+    mid = m.function(3)
+    second_call = [ins for ins in mid.instrs if ins.op.name == "call"][1]
+    where = Location(mid.index, second_call.pc)
+
+    class Stop(Probe):
+        def fire(self, loc: Any) -> Action:
+            return Action.trap("stop here")
+
+    ps, pairs = _instrument(m, {where: Stop()})
+    inst = backend.compile(m, ps, compile_options).instantiate(wasi=WasiOptions())
+    with pytest.raises(Trap) as info:
+        inst.call("run", 5)
+    assert info.value.kind == "probe" and info.value.location == where
+    assert pairs[where][1].count == 0 and not pairs[where][0].hit
+    assert _disagreements(pairs) == []
+
+
+def test_stops_accumulate_over_calls(backend: Any, compile_options: CompileOptions) -> None:
+    """One instance, several calls that trap in different places: counts and
+    coverage stay exact (each stop's correction is kept)."""
+    m = decode(assemble(WAT))
+    ps, pairs = _instrument(m)
+    inst = backend.compile(m, ps, compile_options).instantiate(wasi=WasiOptions())
+    outcomes = [_outcome(inst, "run", a) for a in (1, 2, 1, 5, 2)]
+    assert [o[0] for o in outcomes] == ["trap", "trap", "trap", "ok", "trap"]
+    assert _disagreements(pairs) == []
+
+
+# -- random modules (wasm backend: the one that shares flags) ---------------------------------
+def _generated() -> Any:
+    """Random modules with every function exported (so every one is called)."""
+    from .test_generated import GENERATED
+
+    return GENERATED.map(decode)
+
+
+_ARG = {"i32": lambda x: x & 0x7FFFFFFF, "i64": lambda x: x, "f32": float, "f64": float}
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(m=_generated(), seeds=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=3))
+def test_coverage_matches_counts_on_random_modules(m: Module, seeds: list[int]) -> None:
+    ps, pairs = _instrument(m)
+    try:
+        inst = get_backend("wasm").compile(m, ps, CompileOptions(cache=False)).instantiate()
+    except Trap:
+        assert _disagreements(pairs) == []
+        return
+    for e in m.exports:
+        if e.kind != "func":
+            continue
+        params = m.func_type(e.index).params
+        if any(p.name not in _ARG for p in params):
+            continue
+        for seed in seeds:
+            try:
+                inst.call(e.name, *[_ARG[p.name](seed >> (3 * i)) for i, p in enumerate(params)])
+            except (Trap, ProbesError):
+                pass
+            assert _disagreements(pairs) == [], e.name
+
+
+# -- the analysis itself ------------------------------------------------------------------------
+def test_dominators_of_a_diamond_and_a_loop() -> None:
+    #   0 -> 1 -> 3, 0 -> 2 -> 3, 3 -> 4 -> 3 (loop), 4 -> 5
+    succs = [[1, 2], [3], [3], [4], [3, 5], []]
+    assert immediate_dominators(succs, 0) == [0, 0, 0, 0, 3, 4]
+    assert immediate_dominators(succs, 1)[0] == -1  # unreachable from the root
+
+
+def test_diamonds_chain_and_calls_break_chains() -> None:
+    m = decode(assemble(WAT))
+    calc = m.function(2)
+    blocks = counting_blocks(calc.instrs)
+    assert [calc.instrs[b.last].op.name for b in blocks] == [
+        "if", "else", "end", "if", "unreachable", "end", "end"]
+    assert block_successors(calc.instrs, blocks) == [[1, 2], [3], [3], [4, 6], [], [6], [7]]
+    # entry -> join -> tail share one flag; the arms, the trapping arm and the
+    # unreachable `end` after it keep theirs.
+    assert coverage_classes(calc.instrs, blocks).last == [6, 1, 2, 6, 4, 5, 6]
+    run = m.function(4)  # straight-line calls: a stop below a call could not be completed
+    blocks = counting_blocks(run.instrs)
+    assert not coverage_classes(run.instrs, blocks).merged
+
+
+def test_a_cycle_avoiding_the_class_end_keeps_separate_flags() -> None:
+    """X dominates Y and Y post-dominates X, yet the back edge X -> P makes a
+    cycle that avoids Y: a trap at P after X ran could not prove X ran from
+    the stack, so X must keep its own flag."""
+    wat = """(module
+      (func $g (param $v i32) (if (i32.eq (local.get $v) (i32.const 1)) (then unreachable)))
+      (func $h)
+      (func (export "f") (param $n i32)
+        (loop $P
+          (call $g (local.get $n))                                  ;; P
+          (local.set $n (i32.sub (local.get $n) (i32.const 1)))     ;; X
+          (br_if $P (local.get $n)))
+        (call $h)))                                                 ;; Y"""
+    m = decode(assemble(wat))
+    f = m.function(2)
+    blocks = counting_blocks(f.instrs)
+    x = next(k for k, b in enumerate(blocks) if f.instrs[b.first].op.name == "local.get"
+             and f.instrs[b.last].op.name == "br_if")
+    assert coverage_classes(f.instrs, blocks).last[x] == x
+    ps, pairs = _instrument(m)
+    inst = get_backend("wasm").compile(m, ps, CompileOptions(cache=False)).instantiate()
+    with pytest.raises(Trap):
+        inst.call("f", 2)  # X runs once, then g(1) traps at P
+    assert _disagreements(pairs) == []
