@@ -19,11 +19,12 @@ endless loop) have no post-dominator and are not in the tree.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Hashable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
+from ..ir.dominance import immediate_dominators
 from .flowgraph import cfg as _cfg
 
 if TYPE_CHECKING:
@@ -33,57 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["immediate_dominators", "dominators", "post_dominators", "dominates",
            "dominance_frontiers"]
 
-N = TypeVar("N", bound=Hashable)
-
-
-def immediate_dominators(succs: Callable[[N], Iterable[N]], entry: N) -> dict[N, N]:
-    """Node -> immediate dominator over the nodes reachable from ``entry`` via
-    ``succs``; ``entry`` maps to itself."""
-    # Iterative DFS: postorder numbers (the entry gets the highest).
-    post: dict[N, int] = {}
-    order: list[N] = []
-    preds: dict[N, list[N]] = {entry: []}
-    stack: list[tuple[N, Any]] = [(entry, iter(succs(entry)))]
-    while stack:
-        node, it = stack[-1]
-        for s in it:
-            if s not in preds:
-                preds[s] = [node]
-                stack.append((s, iter(succs(s))))
-                break
-            preds[s].append(node)
-        else:
-            stack.pop()
-            post[node] = len(order)
-            order.append(node)
-    n = len(order)
-    # Work on postorder numbers: idom[i] is the postorder number of i's idom.
-    pred_nums = [[post[p] for p in preds[order[i]]] for i in range(n)]
-    root = n - 1
-    idom = [-1] * n
-    idom[root] = root
-    changed = True
-    while changed:
-        changed = False
-        for i in range(n - 2, -1, -1):  # reverse postorder, skipping the root
-            new = -1
-            for p in pred_nums[i]:
-                if idom[p] < 0:
-                    continue
-                if new < 0:
-                    new = p
-                    continue
-                a, b = p, new
-                while a != b:
-                    while a < b:
-                        a = idom[a]
-                    while b < a:
-                        b = idom[b]
-                new = a
-            if idom[i] != new:
-                idom[i] = new
-                changed = True
-    return {order[i]: order[idom[i]] for i in range(n)}
 
 
 def _tree(idom: Mapping[Any, Any], root: Any, source: nx.DiGraph | nx.MultiDiGraph

@@ -29,7 +29,9 @@ Fast Dominance Algorithm", 2001) on reverse postorder.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from .blocks import CountingBlock
 from .cfg import cfg_from_instrs
@@ -37,6 +39,8 @@ from .module import Instr
 
 __all__ = ["CoverageClasses", "block_successors", "coverage_classes",
            "immediate_dominators", "dominators"]
+
+N = TypeVar("N", bound=Hashable)
 
 _CALLS = frozenset(["call", "call_indirect"])
 
@@ -72,41 +76,38 @@ def block_successors(instrs: list[Instr], blocks: list[CountingBlock]) -> list[l
     return succs
 
 
-def immediate_dominators(succs: list[list[int]], root: int) -> list[int]:
-    """idom of every node of the graph ``succs`` (node -> successor list) from
-    ``root``: ``idom[root] == root``, -1 for nodes ``root`` does not reach."""
-    n = len(succs)
-    order: list[int] = []          # postorder
-    seen = [False] * n
-    seen[root] = True
-    stack: list[tuple[int, int]] = [(root, 0)]
+def immediate_dominators(succs: Callable[[N], Iterable[N]], entry: N) -> dict[N, N]:
+    """Node -> immediate dominator over the nodes reachable from ``entry`` via
+    ``succs``; ``entry`` maps to itself."""
+    # Iterative DFS: postorder numbers (the entry gets the highest).
+    post: dict[N, int] = {}
+    order: list[N] = []
+    preds: dict[N, list[N]] = {entry: []}
+    stack: list[tuple[N, Any]] = [(entry, iter(succs(entry)))]
     while stack:
-        node, i = stack[-1]
-        if i < len(succs[node]):
-            stack[-1] = (node, i + 1)
-            nxt = succs[node][i]
-            if not seen[nxt]:
-                seen[nxt] = True
-                stack.append((nxt, 0))
+        node, it = stack[-1]
+        for s in it:
+            if s not in preds:
+                preds[s] = [node]
+                stack.append((s, iter(succs(s))))
+                break
+            preds[s].append(node)
         else:
             stack.pop()
+            post[node] = len(order)
             order.append(node)
-    rpo_num = [-1] * n
-    for num, node in enumerate(reversed(order)):
-        rpo_num[node] = num
-    preds: list[list[int]] = [[] for _ in range(n)]
-    for v in order:
-        for w in succs[v]:
-            preds[w].append(v)
+    n = len(order)
+    # Work on postorder numbers: idom[i] is the postorder number of i's idom.
+    pred_nums = [[post[p] for p in preds[order[i]]] for i in range(n)]
+    root = n - 1
     idom = [-1] * n
     idom[root] = root
-    rpo = list(reversed(order))
     changed = True
     while changed:
         changed = False
-        for v in rpo[1:]:
+        for i in range(n - 2, -1, -1):  # reverse postorder, skipping the root
             new = -1
-            for p in preds[v]:
+            for p in pred_nums[i]:
                 if idom[p] < 0:
                     continue
                 if new < 0:
@@ -114,15 +115,15 @@ def immediate_dominators(succs: list[list[int]], root: int) -> list[int]:
                     continue
                 a, b = p, new
                 while a != b:
-                    while rpo_num[a] > rpo_num[b]:
+                    while a < b:
                         a = idom[a]
-                    while rpo_num[b] > rpo_num[a]:
+                    while b < a:
                         b = idom[b]
                 new = a
-            if new != idom[v]:
-                idom[v] = new
+            if idom[i] != new:
+                idom[i] = new
                 changed = True
-    return idom
+    return {order[i]: order[idom[i]] for i in range(n)}
 
 
 def dominators(idom: list[int], node: int) -> list[int]:
@@ -156,12 +157,14 @@ def coverage_classes(instrs: list[Instr], blocks: list[CountingBlock]) -> Covera
     calls = [instrs[b.last].op.name in _CALLS for b in blocks]  # calls end blocks
     exit_node = n
     graph = [*succs, []]
-    idom = immediate_dominators(graph, 0)
+    dom = immediate_dominators(graph.__getitem__, 0)
+    idom = [dom.get(v, -1) for v in range(n + 1)]
     preds: list[list[int]] = [[] for _ in range(n + 1)]
     for v, ws in enumerate(graph):
         for w in ws:
             preds[w].append(v)
-    ipdom = immediate_dominators(preds, exit_node)
+    pdom = immediate_dominators(preds.__getitem__, exit_node)
+    ipdom = [pdom.get(v, -1) for v in range(n + 1)]
 
     # Dominator-tree intervals: a dominates b iff pre[a] <= pre[b] < post[a].
     children: list[list[int]] = [[] for _ in range(n + 1)]

@@ -26,9 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ...ir import Location, Module, ProbeError
+from ...ir import Location, Module, ProbeError, dominance
 from ...ir.blocks import CountingBlock, counting_blocks
-from ...ir import dominance
 from ...ir.encoder import encode, encode_instrs_with_offsets, encode_locals
 from ...ir.module import Export, Function, Instr
 from ...ir.opcodes import BY_NAME, OpInfo

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from probes.backends.base import CompileOptions, WasiOptions, get_backend
 from probes.ir import Location, Module, ProbesError, Trap, decode
-from probes.ir.dominance import block_successors, coverage_classes, immediate_dominators
 from probes.ir.blocks import counting_blocks
+from probes.ir.dominance import block_successors, coverage_classes, immediate_dominators
 from probes.probe import Action, CountProbe, CoverageProbe, Probe
 from probes.probeset import ProbeSet
 
@@ -174,8 +174,8 @@ def test_coverage_matches_counts_on_random_modules(m: Module, seeds: list[int]) 
 def test_dominators_of_a_diamond_and_a_loop() -> None:
     #   0 -> 1 -> 3, 0 -> 2 -> 3, 3 -> 4 -> 3 (loop), 4 -> 5
     succs = [[1, 2], [3], [3], [4], [3, 5], []]
-    assert immediate_dominators(succs, 0) == [0, 0, 0, 0, 3, 4]
-    assert immediate_dominators(succs, 1)[0] == -1  # unreachable from the root
+    assert immediate_dominators(succs.__getitem__, 0) == {0: 0, 1: 0, 2: 0, 3: 0, 4: 3, 5: 4}
+    assert 0 not in immediate_dominators(succs.__getitem__, 1)  # unreachable from the root
 
 
 def test_diamonds_chain_and_calls_break_chains() -> None:
