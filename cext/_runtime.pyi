@@ -46,6 +46,7 @@ class _Lib:
     RT_EXIT: int
     RT_TRAP_FUEL: int
     RT_TRAP_NULL_REFERENCE: int
+    RT_TRAP_INTERRUPT: int
     RT_HOST_IMPORT: int
     RT_HOST_PROBE: int
 

@@ -9,6 +9,10 @@
  * Linear memories reserve their maximum size of address space up front
  * (PROT_NONE) and commit pages as they grow, so a memory's base never moves.
  * Every access is still bounds-checked by the generated code.
+ *
+ * Fuel and Ctrl-C need nothing here: the generated code spends ctx->fuel and
+ * polls ctx->interrupt (set from Python by a signal-watching thread) at loop
+ * headers and calls, and traps through rt_trap like any other check.
  */
 
 #define _GNU_SOURCE

@@ -46,7 +46,7 @@ typedef struct rt_ctx {
     uintptr_t stack_limit;  /* the guest traps when its stack pointer goes below this */
     rt_segment *datas;
     rt_segment *elems;
-    int64_t fuel;           /* instructions left when fuel metering is compiled in */
+    int64_t fuel;           /* fuel left when metering is compiled in (traps below 0) */
     uint32_t nmems;
     uint32_t ntables;
     uint32_t nglobals;
@@ -64,6 +64,8 @@ typedef struct rt_ctx {
     void *py_handle;        /* the Python instance behind host calls */
     struct rt_wasi *wasi;   /* the WASI state, or NULL */
     uint64_t calls_to_host; /* host calls made (statistics) */
+    int32_t interrupt;      /* nonzero: trap with RT_TRAP_INTERRUPT at the next check; set by
+                               another thread (Ctrl-C), read by generated code atomically */
 } rt_ctx;
 
 typedef struct rt_wasi rt_wasi;
@@ -132,6 +134,7 @@ enum {
     RT_EXIT = 11,
     RT_TRAP_FUEL = 12,
     RT_TRAP_NULL_REFERENCE = 13,
+    RT_TRAP_INTERRUPT = 14,
     RT_HOST_IMPORT = 0,
     RT_HOST_PROBE = 1
 };

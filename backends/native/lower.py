@@ -15,6 +15,19 @@ the instruction's offset in the compiled (woven) body, mapped back to the
 original location by the runner. Before each call a frame record
 ``func << 32 | pc`` goes to ``ctx->frames[depth]`` so traps have backtraces.
 
+Fuel and interrupts (`LowerConfig.fuel`, `LowerConfig.interruptible`): one
+check, compiled at every loop header and before every call (the callee's
+entry, as the caller sees it: the places wasmtime checks fuel and epochs),
+traps with ``fuel`` when ``ctx->fuel`` went negative and with ``interrupt``
+when ``ctx->interrupt`` is set (an atomic load: another thread sets it).
+``ctx->fuel`` drops by wasmtime's fuel cost of the *original* instructions
+(1 each but nop, drop, block, loop, end, else, return and unreachable; 1 per
+function entry; the bytes memory.copy/memory.fill move and the pages
+memory.grow asks for): a straight-line run accumulates its cost at compile
+time and subtracts it once, before the control instruction that ends it.
+The weaver's instructions are free, so an instrumented run burns exactly the
+fuel the plain module burns on wasmtime.
+
 Dispatch derives from the opcode table: `LOWERINGS` maps every mnemonic to
 its lowering, `UNSUPPORTED` lists the ones rejected (SIMD for now), and
 `check_coverage` (a test) proves every `OPCODES` row is one or the other.
@@ -60,7 +73,7 @@ I64P = I64.as_pointer()
 TRAP = {
     "unreachable": 1, "memory": 2, "table": 3, "null": 4, "signature": 5, "overflow": 6,
     "div0": 7, "conversion": 8, "stack": 9, "host": 10, "exit": 11, "fuel": 12,
-    "null_ref": 13,
+    "null_ref": 13, "interrupt": 14,
 }
 """Trap kinds, the RT_TRAP_* numbers of cext/runtime_api.h."""
 
@@ -116,7 +129,7 @@ class CtxLayout:
 
         return CtxLayout(
             ctx=fields("rt_ctx", ("mems", "globals", "tables", "funcs", "frames",
-                                  "stack_limit", "fuel")),
+                                  "stack_limit", "fuel", "interrupt")),
             memory=fields("rt_memory", ("base", "size")),
             memory_size=ffi.sizeof("rt_memory"),
             funcref=fields("rt_funcref", ("code", "ctx", "type_id")),
@@ -144,6 +157,13 @@ class LowerConfig:
     """Functions that get a ``__probes_w<i>`` wrapper callable from Python."""
     name: str = "wasm"
     """LLVM module name."""
+    fuel: bool = False
+    """Meter fuel in ``ctx->fuel`` and trap with ``fuel`` when it runs out."""
+    interruptible: bool = False
+    """Trap with ``interrupt`` once ``ctx->interrupt`` is set."""
+    original_pcs: dict[int, frozenset[int]] = field(default_factory=dict)
+    """Instrumented functions -> pcs of their original instructions (the others cost
+    no fuel); functions not listed are original throughout."""
 
 
 @dataclass
@@ -159,6 +179,15 @@ class Lowered:
     wasi_symbols: set[str]
     """WASI C functions referenced."""
 
+
+FUEL_FREE = frozenset(["nop", "drop", "block", "loop", "end", "else", "return", "unreachable"])
+"""Instructions wasmtime's fuel metering does not charge."""
+FUEL_BY_OPERAND = frozenset(["memory.copy", "memory.fill", "memory.grow"])
+"""Instructions that also cost their last operand (bytes moved, pages asked for)."""
+_FUEL_FLUSH = frozenset(["block", "loop", "if", "else", "end", "br", "br_if", "br_table",
+                         "return", "call", "call_indirect", "unreachable"])
+"""Instructions before which the accumulated fuel cost is subtracted (control may
+leave the straight-line run there)."""
 
 # -- the opcode dispatch ------------------------------------------------------------------------
 
@@ -449,6 +478,11 @@ class _FuncLowering:
         self._cached: dict[tuple[Any, ...], Any] = {}
         self._trap_blocks: dict[int | None, tuple[ir.Block, Any, Any]] = {}
         self.ret_type = self.fn.function_type.return_type
+        cfg = ml.cfg
+        self.metered = cfg.fuel
+        self.checked = cfg.fuel or cfg.interruptible
+        self._original = cfg.original_pcs.get(f.index)
+        self._fuel_cost = 1  # the function entry
 
     # -- helpers --------------------------------------------------------------------------
     def alloca(self, t: ir.Type) -> ir.Value:
@@ -548,6 +582,56 @@ class _FuncLowering:
             self._io = self.entry_builder.bitcast(a, I64P)
             self._io_size = n
         return self._io
+
+    def ctx_ptr(self, name: str, t: ir.Type) -> ir.Value:
+        """Pointer to a context field that changes while the guest runs."""
+        key = ("ctx_ptr", name)
+        p = self._cached.get(key)
+        if p is None:
+            eb = self.entry_builder
+            p = eb.bitcast(eb.gep(self.ctx, [ir.Constant(I32, self.lay.ctx[name])]),
+                           t.as_pointer())
+            self._cached[key] = p
+        return p
+
+    # -- fuel and interrupts --------------------------------------------------------------
+    def charge(self, ins: Instr) -> None:
+        """Account the fuel cost of ``ins`` (before it is lowered)."""
+        name = ins.op.name
+        if self._original is None or ins.pc in self._original:
+            if name not in FUEL_FREE:
+                self._fuel_cost += 1
+            if name in FUEL_BY_OPERAND and self.live:
+                self.burn(self.b.zext(self.stack[-1], I64))
+        if name in _FUEL_FLUSH:
+            self.flush_fuel()
+
+    def burn(self, amount: ir.Value) -> None:
+        """ctx->fuel -= amount."""
+        b = self.b
+        p = self.ctx_ptr("fuel", I64)
+        tag = self.ml.tbaa("ctx.fuel")
+        v = b.load(p)
+        v.set_metadata("tbaa", tag)
+        b.store(b.sub(v, amount), p).set_metadata("tbaa", tag)
+
+    def flush_fuel(self) -> None:
+        """Subtract the cost accumulated since the last flush."""
+        cost, self._fuel_cost = self._fuel_cost, 0
+        if cost and self.live and not self.b.block.is_terminated:
+            self.burn(ir.Constant(I64, cost))
+
+    def check_point(self) -> None:
+        """The fuel and interrupt checks, at the current instruction (a loop or a call)."""
+        b = self.b
+        cfg = self.ml.cfg
+        if cfg.fuel:
+            v = b.load(self.ctx_ptr("fuel", I64))
+            v.set_metadata("tbaa", self.ml.tbaa("ctx.fuel"))
+            self.trap_if(b.icmp_signed("<", v, ir.Constant(I64, 0)), "fuel")
+        if cfg.interruptible:
+            flag = b.load_atomic(self.ctx_ptr("interrupt", I32), "monotonic", 4)
+            self.trap_if(b.icmp_unsigned("!=", flag, ir.Constant(I32, 0)), "interrupt")
 
     def record_frame(self) -> None:
         """frames[depth] = func << 32 | pc, before a call."""
@@ -730,6 +814,8 @@ class _FuncLowering:
                 feature = UNSUPPORTED.get(name, ins.op.feature)
                 raise UnsupportedFeature(feature, self.f.body_offset + ins.pc,
                                          f"{name} in the native backend")
+            if self.metered:
+                self.charge(ins)
             handler(self, ins)
             i += 1
         eb.branch(self.fn.blocks[1])
@@ -788,6 +874,8 @@ def _block(fl: _FuncLowering, ins: Instr) -> None:
                 b.store(v, s)
         b.branch(header)
         b.position_at_end(header)
+        if fl.checked:
+            fl.check_point()
         if params:
             for s, _t in zip(fl.ensure_slots(fr), params, strict=False):
                 fl.push(b.load(s))
@@ -955,6 +1043,8 @@ def _call_results(fl: _FuncLowering, r: ir.Value, ft: FuncType) -> None:
 @_lowers("call")
 def _call(fl: _FuncLowering, ins: Instr) -> None:
     ft = fl.ml.func_types[ins.imm]
+    if fl.checked:
+        fl.check_point()
     args = fl.popn(len(ft.params))
     fl.record_frame()
     depth = fl.b.add(fl.depth, ir.Constant(I32, 1))
@@ -977,6 +1067,8 @@ def _call_indirect(fl: _FuncLowering, ins: Instr) -> None:
                                                      ir.Constant(I32, len(args))])
         fl.trap_status(st)
         return
+    if fl.checked:
+        fl.check_point()
     lay = fl.lay
     slot = fl.table_elem_ptr(table, callee)
     ref = b.load(slot)

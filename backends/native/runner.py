@@ -8,6 +8,15 @@ flag stores and buffer appends are compiled inline by LLVM, and the host
 side of every probe kind is the wasm runner's, reused by subclassing
 `WasmInstance` over a state memory that lives in the C runtime (read by
 Python through cffi buffers, without copies).
+
+Fuel (`CompileOptions.fuel`, the ``timeout`` monitor) and Ctrl-C
+(`CompileOptions.interruptible`) share one compiled check at every loop
+header and before every call (backends/native/lower.py): the budget lives in
+the context's ``fuel`` (set at instantiation, spent across calls like a
+wasmtime store's), and while the guest runs a thread watching the signal
+wakeup fd sets the context's ``interrupt`` flag on SIGINT; the guest then
+traps with ``interrupt`` and the runner raises KeyboardInterrupt after
+settling the probe state, as the wasm runner does.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from ...ir.module import Instr
 from ...ir.types import FuncType, ValType
 from ...probeset import ProbeSet
 from ..base import CompileOptions, WasiOptions
-from ..wasm.runner import RunStats, WasmInstance, _Exit, _ProbeTrap, _TrapPoint
+from ..wasm.runner import RunStats, WasmInstance, _CtrlC, _Exit, _ProbeTrap, _TrapPoint
 from ..wasm.weaver import START_EXPORT, TABLE_EXPORT, Woven, weave
 from . import jit
 from .lower import (
@@ -58,6 +67,7 @@ TRAP_NAMES = {
     TRAP["stack"]: "call stack exhausted",
     TRAP["fuel"]: "out of fuel",
     TRAP["null_ref"]: "null reference",
+    TRAP["interrupt"]: "interrupt",
 }
 """Runtime trap kind -> the kind string the wasm backend reports for the same trap."""
 
@@ -234,17 +244,17 @@ class NativeBackend:
     def compile(self, module: Module, probes: ProbeSet | None = None,
                 options: CompileOptions | None = None) -> NativeExecutable:
         options = options or CompileOptions()
-        if options.fuel:
-            raise ProbesError("instruction budgets (fuel, the timeout monitor) need the wasm "
-                              "backend; the native backend has no fuel metering yet")
+        if options.fuel < 0:
+            raise ProbesError("the fuel budget must be positive")
         probes = probes if probes is not None else ProbeSet(module)
         snapshot = probes.copy()
         woven = weave(module, snapshot, options.trace_capacity, options.dynamic)
         wm = decode(woven.wasm)
         stats = CompileStats()
         opt = max(0, min(3, int(options.opt_level)))
-        config = self._config(wm)
-        key = jit.cache_key([woven.wasm, f"opt={opt}|depth={config.max_depth}",
+        config = self._config(wm, woven, options)
+        key = jit.cache_key([woven.wasm, f"opt={opt}|depth={config.max_depth}|"
+                             f"fuel={config.fuel}|interrupt={config.interruptible}",
                              _source_digest()])
         path = jit.cache_path(options.cache_dir or CACHE_DIR, key)
         obj = jit.read_cached(path) if options.cache else None
@@ -266,7 +276,8 @@ class NativeBackend:
         return NativeExecutable(self, module, probes, snapshot, woven, wm, linked, config,
                                 lowered_ids, options, stats)
 
-    def _config(self, wm: Module) -> LowerConfig:
+    def _config(self, wm: Module, woven: Woven | None = None,
+                options: CompileOptions | None = None) -> LowerConfig:
         probe_table = next((e.index for e in wm.exports
                             if e.kind == "table" and e.name == TABLE_EXPORT), None)
         wasi: dict[int, str] = {}
@@ -284,8 +295,13 @@ class NativeBackend:
             if mt.limits.max is not None and mt.limits.max == mt.limits.min:
                 fixed[nimported + k] = mt.limits.min * _PAGE
         exports = sorted({e.index for e in wm.exports if e.kind == "func"})
+        options = options or CompileOptions()
+        fuel = bool(options.fuel)
+        maps = woven.layout.offset_maps if woven is not None and fuel else {}
         return LowerConfig(self.layout, probe_table=probe_table, wasi=wasi,
-                           max_depth=_MAX_DEPTH, fixed_memory_sizes=fixed, exports=exports)
+                           max_depth=_MAX_DEPTH, fixed_memory_sizes=fixed, exports=exports,
+                           fuel=fuel, interruptible=options.interruptible,
+                           original_pcs={f: frozenset(pcs) for f, (pcs, _) in maps.items()})
 
     def _link(self, obj: bytes, config: LowerConfig) -> jit.Linked:
         rt = self.rt
@@ -417,6 +433,7 @@ class NativeInstance(WasmInstance):
         ffi, lib, ctx = self._ffi, self._lib, self._ctx
         self._handle = ffi.new_handle(self)
         ctx.py_handle = self._handle
+        ctx.fuel = exe.options.fuel
         # Memories.
         mem_imports = wm.imports_of("memory")
         for i, mt in enumerate(wm.all_memories()):
@@ -676,7 +693,18 @@ class NativeInstance(WasmInstance):
         for k, v in enumerate(bits):
             io[k] = v & 0xFFFFFFFFFFFFFFFF
         self._pending = None
-        kind = self._lib.rt_invoke(self._ctx, self._ffi.cast("void *", wrapper), io)
+        ctx = self._ctx
+        ctx.interrupt = 0
+        fn = self._ffi.cast("void *", wrapper)
+        if exe.options.interruptible:
+            flag = _InterruptFlag(ctx)
+            try:
+                with _CtrlC(flag):  # type: ignore[arg-type]
+                    kind = self._lib.rt_invoke(ctx, fn, io)
+            finally:
+                flag.detach()
+        else:
+            kind = self._lib.rt_invoke(ctx, fn, io)
         if kind == 0:
             return [int(io[k]) for k in range(len(ft.results))]
         self._unwound(kind)
@@ -701,8 +729,10 @@ class NativeInstance(WasmInstance):
             self._finish()
             raise pending
         trap = self._make_trap(kind)
-        self.stats.trap = trap
         self._finish()
+        if kind == TRAP["interrupt"]:
+            raise KeyboardInterrupt
+        self.stats.trap = trap
         raise trap
 
     def _make_trap(self, kind: int) -> Trap:
@@ -721,7 +751,10 @@ class NativeInstance(WasmInstance):
         top = frames[0] if frames else None
         if top is not None and top.func in self.layout.pcs and kind != TRAP["stack"]:
             _first, index = self._block_of(top)
-            point = _TrapPoint(top.func, index, True)
+            # Fuel and interrupt checks stop a call before it begins (a loop: after).
+            began = kind not in (TRAP["fuel"], TRAP["interrupt"]) or \
+                self.module.function(top.func).instrs[index].op.name == "loop"
+            point = _TrapPoint(top.func, index, began)
             self._stopped_at([point], point)
         name = TRAP_NAMES.get(kind, "trap")
         return Trap(name, top, frames)
@@ -764,6 +797,13 @@ class NativeInstance(WasmInstance):
         self._flush_trace()
         self._frozen = self._state.read(None, 0, self.layout.state_size)
 
+    @property
+    def fuel(self) -> int | None:
+        """Fuel left (negative once exhausted), or None when the run is not metered."""
+        if not self.exe.options.fuel or self._ctx is None:
+            return None
+        return int(self._ctx.fuel)
+
     def global_value(self, name: str) -> Any:
         """The value of an exported global."""
         idx = self._globals_exports.get(name)
@@ -804,6 +844,25 @@ class NativeInstance(WasmInstance):
                 self._free()
         except Exception:  # pragma: no cover - interpreter shutdown
             pass
+
+
+class _InterruptFlag:
+    """What `_CtrlC` bumps on SIGINT: the context's ``interrupt`` flag (the guest
+    traps at its next loop header or call). Detached once the guest returns, so a
+    late signal never writes to a freed context."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()
+
+    def increment_epoch(self) -> None:
+        with self._lock:
+            if self._ctx is not None:
+                self._ctx.interrupt = 1
+
+    def detach(self) -> None:
+        with self._lock:
+            self._ctx = None
 
 
 @dataclass(frozen=True)
