@@ -435,10 +435,13 @@ class WasmInstance:
             self._overrun.setdefault((trap_point.func, first), []).append(
                 (trap_point.index, trap_point.inclusive))
 
-    def _stopped_in(self, frames: list[Location], began: bool = True) -> None:
+    def _stopped_in(self, frames: list[Location], began: bool = True,
+                    entered: bool = True) -> None:
         """The guest stopped with these frames (innermost first); ``began``: whether
-        the innermost frame's instruction started (not for a probe before it)."""
-        inner = self._points(frames[:1], began)
+        the innermost frame's instruction started (not for a probe before it);
+        ``entered``: False when the innermost function stopped in its entry check
+        (fuel, interrupt, stack), before any of its code ran."""
+        inner = self._points(frames[:1], began) if entered else []
         self._stopped_at(inner + self._points(frames[1:]), inner[0] if inner else None)
 
     def _points(self, frames: list[Location], began: bool = True) -> list[_TrapPoint]:
@@ -643,7 +646,7 @@ class WasmInstance:
                 self._finish()
                 raise pending from None
             if not isinstance(t, wasmtime.Trap):  # e.g. the host ran out of memory
-                self._stopped_in(self._frames(t))
+                self._stopped_in(self._frames(t), entered=self._entered(t))
                 self._finish()
                 raise ProbesError(f"wasmtime: {_first_line(t)}") from None
             trap = self._convert_trap(t)
@@ -725,8 +728,19 @@ class WasmInstance:
         if not kind:
             kind = _first_line(t).removeprefix("wasm trap: ") or "trap"
         frames = self._frames(t)
-        self._stopped_in(frames)
+        self._stopped_in(frames, entered=self._entered(t))
         return Trap(kind, frames[0] if frames else None, frames)
+
+    def _entered(self, t: Exception) -> bool:
+        """Whether the innermost frame got past its function's entry check: a trap
+        at a woven offset before the body's first original instruction stopped
+        before the entry counters and probes ran."""
+        raw = _wasm_frames(t)
+        if not raw:
+            return True
+        func, offset = raw[0]
+        maps = self.layout.offset_maps.get(func)
+        return maps is None or not maps[0] or offset >= maps[0][0]
 
     def _frames(self, t: Exception) -> list[Location]:
         """The guest frames of a trap or error at original locations, innermost first."""

@@ -217,3 +217,21 @@ def test_a_cycle_avoiding_the_class_end_keeps_separate_flags() -> None:
     with pytest.raises(Trap):
         inst.call("f", 2)  # X runs once, then g(1) traps at P
     assert _disagreements(pairs) == []
+
+
+@pytest.mark.parametrize("budget", [1, 2, 5, 40, 100])
+def test_counts_stay_exact_when_fuel_runs_out(backend: Any, budget: int) -> None:
+    """A budget that runs out at a function's entry check stops the guest before
+    the entry's counters ran: no count may go negative, and every count stays
+    within what an unlimited run reaches."""
+    from pathlib import Path
+
+    from probes.api import run
+
+    program = Path(__file__).resolve().parents[2] / "examples" / "loop.wat"
+    full = run(program, ["icount"], backend=backend.name, invoke="run", args=(10,))
+    cut = run(program, ["icount", f"timeout:n={budget}"], backend=backend.name,
+              invoke="run", args=(10,))
+    assert cut.trap is not None and cut.trap.kind == "out of fuel"
+    assert all(0 <= n <= full.profile.counts.get(loc, 0)
+               for loc, n in cut.profile.counts.items()), cut.profile.counts
