@@ -13,7 +13,18 @@ from ..ir import Module, ProbesError
 from ..probeset import ProbeSet
 
 __all__ = ["Backend", "Executable", "Instance", "CompileOptions", "WasiOptions", "get_backend",
-           "BACKENDS", "TABLE_ELEMENTS_LIMIT"]
+           "BACKENDS", "TABLE_ELEMENTS_LIMIT", "FUEL_FREE", "FUEL_BY_OPERAND", "FUEL_FLUSH"]
+
+FUEL_FREE = frozenset(["nop", "drop", "block", "loop", "end", "else", "return", "unreachable"])
+"""Instructions wasmtime's fuel metering does not charge (every other costs 1, and a
+function entry 1)."""
+FUEL_BY_OPERAND = frozenset(["memory.copy", "memory.fill", "memory.grow"])
+"""Instructions that also cost their last operand (bytes moved, pages asked for)."""
+FUEL_FLUSH = frozenset(["block", "loop", "if", "else", "end", "br", "br_if", "br_table",
+                        "return", "call", "call_indirect", "unreachable"])
+"""Instructions before which a straight-line run's accumulated cost is charged
+(control may leave the run there). The budget is checked at loop headers and
+before calls, where wasmtime checks fuel."""
 
 TABLE_ELEMENTS_LIMIT = 10_000_000
 """Most elements a table may hold (80 MB of references): beyond it, ``table.grow``
@@ -38,7 +49,9 @@ class CompileOptions:
     interruptible: bool = False
     """wasm backend: let Ctrl-C stop a running guest (epoch checks in loops/calls)."""
     fuel: int = 0
-    """wasm backend: run with wasmtime fuel metering and this budget (0: off)."""
+    """Instruction budget (0: off): wasmtime's fuel cost of the program's own
+    instructions (`FUEL_FREE`, `FUEL_BY_OPERAND`); when it runs out the guest traps
+    with "out of fuel". Probe code costs nothing, on every backend."""
     opt_level: int = 2
     """native backend: LLVM optimization level 0-3."""
 

@@ -171,11 +171,13 @@ class WasmBackend:
         options = options or CompileOptions()
         probes = probes if probes is not None else ProbeSet(module)
         snapshot = probes.copy()
-        woven = weave(module, snapshot, options.trace_capacity, options.dynamic)
-        fuel = options.fuel
-        engine = _engine(bool(fuel), options.interruptible)
+        # The budget is metered by the woven code (probe code costs nothing), not
+        # by wasmtime's fuel, which would charge the probes' instructions too.
+        woven = weave(module, snapshot, options.trace_capacity, options.dynamic,
+                      fuel=bool(options.fuel))
+        engine = _engine(False, options.interruptible)
         try:
-            compiled = _compile_cached(engine, woven.wasm, options, fuel)
+            compiled = _compile_cached(engine, woven.wasm, options, False)
         except wasmtime.WasmtimeError as e:
             raise ProbesError(f"wasmtime rejected the woven module: {_first_line(e)}") from None
         return WasmExecutable(module, probes, snapshot, woven, engine, compiled, options)
@@ -280,8 +282,6 @@ class WasmInstance:
         self._keep: list[Any] = []  # raw callbacks must outlive the store
         self.store = wasmtime.Store(exe.engine)
         self.store.set_limits(table_elements=TABLE_ELEMENTS_LIMIT)
-        if exe.options.fuel:
-            self.store.set_fuel(exe.options.fuel)
         if exe.options.interruptible:
             self.store.set_epoch_deadline(1)
         linker = wasmtime.Linker(exe.engine)
@@ -302,6 +302,8 @@ class WasmInstance:
         self._state = ex[STATE_EXPORT]
         self._memory = ex[self.layout.memory_export] if self.layout.memory_export else None
         self._fill_table(ex[TABLE_EXPORT])
+        if self.layout.fuel_export:
+            ex[self.layout.fuel_export].set_value(self.store, wasmtime.Val.i64(exe.options.fuel))
         self._init_probe_state()
         if self.layout.moved_start is not None:
             self._invoke(ex[START_EXPORT], ())
@@ -728,7 +730,15 @@ class WasmInstance:
         if not kind:
             kind = _first_line(t).removeprefix("wasm trap: ") or "trap"
         frames = self._frames(t)
-        self._stopped_in(frames, entered=self._entered(t))
+        raw = _wasm_frames(t)
+        budget = self.layout.fuel_traps.get(raw[0]) if raw else None
+        if budget is not None:  # a woven budget check
+            kind = "out of fuel"
+            loc, began = budget
+            frames[0] = loc
+            self._stopped_in(frames, began=began)
+        else:
+            self._stopped_in(frames, entered=self._entered(t))
         return Trap(kind, frames[0] if frames else None, frames)
 
     def _entered(self, t: Exception) -> bool:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from ...ir import Location, Module, ProbeError, dominance
 from ...ir.blocks import CountingBlock, counting_blocks
 from ...ir.encoder import encode, encode_instrs_with_offsets, encode_locals
-from ...ir.module import Export, Function, Instr
+from ...ir.module import Export, Function, Global, Instr
 from ...ir.opcodes import BY_NAME, OpInfo
 from ...ir.types import (
     EMPTY_BLOCK,
@@ -40,6 +40,7 @@ from ...ir.types import (
     I64,
     BlockType,
     FuncType,
+    GlobalType,
     Limits,
     MemoryType,
     TableType,
@@ -56,6 +57,7 @@ from ...probe import (
     TraceProbe,
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
+from ..base import FUEL_BY_OPERAND, FUEL_FLUSH, FUEL_FREE
 
 __all__ = ["weave", "Woven", "Layout", "Site", "STATE_EXPORT", "TABLE_EXPORT", "MEMORY_EXPORT",
            "START_EXPORT"]
@@ -68,6 +70,8 @@ MEMORY_EXPORT = "__probes_memory0"
 """Export name given to the program's memory 0 when it had none."""
 START_EXPORT = "__probes_start"
 """Export name of the start function, which the host calls once callbacks are in place."""
+FUEL_EXPORT = "__probes_fuel"
+"""Export name of the instruction-budget global (`Layout.fuel_export`)."""
 
 _HEADER = 64          # bytes reserved at the start of the state memory
 _TRACE_POS = 0        # i32: byte offset of the next trace entry
@@ -137,6 +141,12 @@ class Layout:
     """id(ShadowStackProbe) -> (stack-pointer offset, buffer offset, capacity)."""
     armed: dict[Location, int] = field(default_factory=dict)
     """Armed sites (dynamic mode): location -> flag byte that enables its host call."""
+    fuel_export: str | None = None
+    """Export name of the i64 global holding the remaining instruction budget
+    (woven with ``fuel``), which the host sets before the guest runs."""
+    fuel_traps: dict[tuple[int, int], tuple[Location, bool]] = field(default_factory=dict)
+    """(func, woven offset of a budget check's ``if`` or ``unreachable``) -> the
+    original location it stands for and whether that instruction began."""
     moved_start: int | None = None
     """The original start function, now exported as START_EXPORT."""
     memory_export: str | None = None
@@ -162,11 +172,14 @@ class Woven:
 
 class _Weaver:
     def __init__(self, module: Module, probes: ProbeSet, trace_capacity: int,
-                 dynamic: bool, coverage_classes: bool) -> None:
+                 dynamic: bool, coverage_classes: bool, fuel: bool = False) -> None:
         self.m = module
         self.ps = probes
         self.dynamic = dynamic
         self.coverage_classes = coverage_classes
+        self.fuel = fuel
+        self.fuel_global = len(module.all_globals())
+        self._fuel_checks: dict[int, tuple[Location, bool]] = {}  # id(unreachable) -> site
         self.layout = Layout()
         self.trace_capacity = trace_capacity
         self.new_types: list[FuncType] = []
@@ -229,7 +242,7 @@ class _Weaver:
         for loc, probes in self.ps.items():
             by_func.setdefault(loc.func, {}).setdefault(loc.pc, []).extend(probes)
         global_probes = self.ps.global_probes
-        every = bool(global_probes) or self.dynamic
+        every = bool(global_probes) or self.dynamic or self.fuel
         funcs = m.functions if every else [m.function(f) for f in sorted(by_func)]
         new_bodies: dict[int, tuple[list[Instr], list[tuple[int, ValType]]]] = {}
         for f in funcs:
@@ -254,6 +267,11 @@ class _Weaver:
             orig = m.function(idx)
             head = encode_locals(groups)
             code, offsets = encode_instrs_with_offsets(instrs, len(head))
+            if self._fuel_checks:
+                for off, ins in zip(offsets, instrs, strict=False):
+                    site = self._fuel_checks.get(id(ins))
+                    if site is not None:
+                        layout.fuel_traps[(idx, off)] = site
             out.functions[idx - m.num_imported_funcs] = Function(idx, orig.type_index,
                                                                  head + code)
             pairs = [(off, ins.pc) for off, ins in zip(offsets, instrs, strict=False) if ins.pc >= 0]
@@ -261,6 +279,11 @@ class _Weaver:
         pages = max(1, -(-layout.state_size // _PAGE))
         out.memories.append(MemoryType(Limits(pages, pages)))
         out.exports.append(Export(STATE_EXPORT, "memory", self.state_mem))
+        if self.fuel:
+            out.globals = [*m.globals, Global(GlobalType(I64, True),
+                                              (_ins("i64.const", 0), _ins("end")))]
+            out.exports.append(Export(FUEL_EXPORT, "global", self.fuel_global))
+            layout.fuel_export = FUEL_EXPORT
         nslots = len(layout.slots)
         out.tables.append(TableType(FUNCREF, Limits(nslots, nslots)))
         out.exports.append(Export(TABLE_EXPORT, "table", self.table))
@@ -388,8 +411,15 @@ class _Weaver:
         # Entry site: before the first instruction, once per call.
         entry = probes_at.get(ENTRY, [])
         out += self.site_code(Location(f.index, ENTRY), entry, ftype, f, temp, ())
+        fuel_first, fuel_mid = self.fuel_code(f, temp) if self.fuel else ({}, {})
         for i, ins in enumerate(instrs):
+            code = fuel_first.get(i)
+            if code:
+                out += code
             code = pre.get(i)
+            if code:
+                out += code
+            code = fuel_mid.get(i)
             if code:
                 out += code
             code = flags_before.get(i)
@@ -402,6 +432,50 @@ class _Weaver:
             out = self.wrap_exit(out, ftype, f, exit_probes, temp)
         groups = list(f.local_groups) + [(1, t) for t in extra]
         return out, groups
+
+    def fuel_code(self, f: Function, temp  # type: ignore[no-untyped-def]
+                  ) -> tuple[dict[int, list[Instr]], dict[int, list[Instr]]]:
+        """The instruction budget of one body (`CompileOptions.fuel`), as the native
+        lowering meters it: each straight-line run's cost (the program's own
+        instructions only) is charged before the control instruction that ends it;
+        the budget is checked before calls (the call has not begun when it traps)
+        and at loop headers (reported at the ``loop``). Returns code to emit before
+        an instruction's probes (loop checks, which must precede the body's
+        counters) and code to emit after them (charges and call checks, which
+        must precede the coverage flags)."""
+        g = self.fuel_global
+        first: dict[int, list[Instr]] = {}
+        mid: dict[int, list[Instr]] = {}
+
+        def check(loc: Location, began: bool) -> list[Instr]:
+            # wasmtime reports the trap at the `if` (Cranelift folds it into a
+            # conditional trap); other engines may report the `unreachable`.
+            branch, trap = _ins("if", EMPTY_BLOCK), _ins("unreachable")
+            self._fuel_checks[id(branch)] = self._fuel_checks[id(trap)] = (loc, began)
+            return [_ins("global.get", g), _ins("i64.const", 0), _ins("i64.lt_s"),
+                    branch, trap, _ins("end")]
+
+        cost = 1  # the function entry
+        for i, ins in enumerate(f.instrs):
+            name = ins.op.name
+            code: list[Instr] = []
+            if name not in FUEL_FREE:
+                cost += 1
+            if name in FUEL_BY_OPERAND:  # also the bytes moved / pages asked for
+                t = temp(I32, 0)
+                code += [_ins("local.tee", t), _ins("global.get", g), _ins("local.get", t),
+                         _ins("i64.extend_i32_u"), _ins("i64.sub"), _ins("global.set", g)]
+            if name in FUEL_FLUSH and cost:
+                code += [_ins("global.get", g), _ins("i64.const", cost), _ins("i64.sub"),
+                         _ins("global.set", g)]
+                cost = 0
+            if name in ("call", "call_indirect"):
+                code += check(Location(f.index, ins.pc), False)
+            if code:
+                mid[i] = code
+            if name == "loop":
+                first[i + 1] = check(Location(f.index, ins.pc), True)
+        return first, mid
 
     def site_code(self, loc: Location, probes: list[Probe], ftype: FuncType, f: Function,
                   temp, stack: tuple[ValType, ...]) -> list[Instr]:  # type: ignore[no-untyped-def]
@@ -655,7 +729,7 @@ def _union_reads(probes: Iterable[Probe]) -> FrameReads:
 
 
 def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
-          dynamic: bool = False, coverage_classes: bool = True) -> Woven:
+          dynamic: bool = False, coverage_classes: bool = True, fuel: bool = False) -> Woven:
     """Instrument ``module`` with the probes in ``probes``.
 
     With ``dynamic``, every instruction gets an armed site (a flag test and a
@@ -663,6 +737,8 @@ def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
     With ``coverage_classes``, one coverage flag stands for a chain of blocks
     (ir/dominance.py; `Layout.cov_idom`), else one flag per block; either way
     the host completes coverage from the innermost frame when a run stops.
+    With ``fuel``, every function meters an instruction budget held in an
+    exported global (`_Weaver.fuel_code`).
     """
-    return _Weaver(module, probes, trace_capacity, dynamic, coverage_classes).run()
+    return _Weaver(module, probes, trace_capacity, dynamic, coverage_classes, fuel).run()
 

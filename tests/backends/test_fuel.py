@@ -1,0 +1,106 @@
+"""Instruction budgets (`CompileOptions.fuel`, the timeout monitor): metered by
+the woven code on wasm and by the lowering on native, both charging wasmtime's
+fuel cost of the program's own instructions, so a budget stops both backends
+at the same instruction with the same profile, whatever else is attached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from probes.api import run
+from probes.backends.base import BACKENDS, CompileOptions, WasiOptions, get_backend
+from probes.ir import ProbesError, Trap, load
+from probes.monitors import create
+from probes.probeset import ProbeSet
+
+from .plain import run_wasi
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _available() -> list[str]:
+    names = []
+    for name in BACKENDS:
+        try:
+            get_backend(name)
+            names.append(name)
+        except ProbesError:
+            pass
+    return names
+
+
+def _comparable(profile: Any) -> Any:
+    return (profile.trap and (profile.trap["kind"], profile.trap["func"], profile.trap["pc"]),
+            profile.counts)
+
+
+def _inconsistent(profile: Any) -> list[Any]:
+    """Instructions whose coverage disagrees with their (exact) count."""
+    return [loc for loc, hit in profile.coverage.items()
+            if hit != (profile.counts.get(loc, 0) > 0)]
+
+
+@pytest.mark.parametrize("program", ["fib.wasm", "interp.wasm"])
+def test_fuel_spent_is_the_plain_modules(program: str, backend: Any,
+                                         compile_options: CompileOptions) -> None:
+    """Probes cost nothing: an instrumented run burns what plain wasmtime burns."""
+    path = EXAMPLES / program
+    burnt = run_wasi(path.read_bytes(), [program], fuel=True).fuel
+    assert burnt
+    m = load(path)
+    ps = ProbeSet(m)
+    for name in ("icount", "coverage", "branches", "calls"):
+        create(name).attach(m, ps)
+    budget = 10**12
+    exe = backend.compile(m, ps, CompileOptions(cache_dir=compile_options.cache_dir,
+                                                fuel=budget))
+    inst = exe.instantiate(wasi=WasiOptions(argv=[program], stdout="/dev/null"))
+    assert inst.run_wasi() == 0
+    if backend.name == "wasm":
+        left = inst._exports[inst.layout.fuel_export].value(inst.store)
+    else:
+        left = inst.fuel
+    assert budget - left == burnt
+
+
+@pytest.mark.parametrize("budget", [1, 7, 150, 2_000, 20_000])
+@pytest.mark.parametrize("program", ["fib.wasm", "interp.wasm"])
+def test_a_budget_stops_both_backends_at_the_same_place(program: str, budget: int) -> None:
+    backends = _available()
+    if len(backends) < 2:
+        pytest.skip("needs both backends")
+    path = EXAMPLES / program
+    monitors = ["icount", "coverage", "branches", f"timeout:n={budget}"]
+    results = {b: run(path, monitors, backend=b, argv=[program], stdout="/dev/null")
+               for b in backends}
+    wasm = results["wasm"]
+    assert wasm.trap is not None and wasm.trap.kind == "out of fuel"
+    assert all(n >= 0 for n in wasm.profile.counts.values())
+    assert _inconsistent(wasm.profile) == []
+    for other in backends[1:]:
+        assert _comparable(results[other].profile) == _comparable(wasm.profile), other
+
+
+@pytest.mark.xfail(strict=True, reason="native checks the budget after the woven coverage "
+                   "flag of a block ending in a call, so a budget that runs out right "
+                   "before the call reports the call covered (its count is 0)")
+def test_native_coverage_when_the_budget_runs_out_before_a_call() -> None:
+    if "native" not in _available():
+        raise AssertionError("needs the native backend")  # keeps the strict xfail honest
+    r = run(EXAMPLES / "fib.wasm", ["icount", "coverage", "timeout:n=150"], backend="native",
+            argv=["fib"], stdout="/dev/null")
+    assert _inconsistent(r.profile) == []
+
+
+def test_the_budget_does_not_depend_on_the_monitors(backend: Any) -> None:
+    """Adding monitors does not move where a budget runs out (probe code is free)."""
+    path = EXAMPLES / "fib.wasm"
+    alone = run(path, ["timeout:n=30000"], backend=backend.name, argv=["fib"],
+                stdout="/dev/null")
+    many = run(path, ["icount", "coverage", "calls", "timeout:n=30000"],
+               backend=backend.name, argv=["fib"], stdout="/dev/null")
+    assert isinstance(alone.trap, Trap) and isinstance(many.trap, Trap)
+    assert alone.trap.location == many.trap.location
