@@ -10,6 +10,12 @@
  * (PROT_NONE) and commit pages as they grow, so a memory's base never moves.
  * Every access is still bounds-checked by the generated code.
  *
+ * Memories and tables are reference-counted objects a context points to, so
+ * instances can share them (an import of another instance's export); the
+ * context holds one reference on each. Calls from one instance's code into
+ * another's (a shared table's funcref) are bracketed by rt_enter/rt_leave;
+ * rt_trap follows those links back to the context whose rt_invoke unwinds.
+ *
  * Fuel and Ctrl-C need nothing here: the generated code spends ctx->fuel and
  * polls ctx->interrupt (set from Python by a signal-watching thread) at loop
  * headers and calls, and traps through rt_trap like any other check.
@@ -43,9 +49,9 @@ rt_ctx *rt_ctx_new(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t
     ctx->ndatas = ndatas;
     ctx->nelems = nelems;
     ctx->max_depth = max_depth;
-    ctx->mems = calloc(nmems ? nmems : 1, sizeof(rt_memory));
+    ctx->mems = calloc(nmems ? nmems : 1, sizeof(rt_memory *));
     ctx->globals = calloc(nglobals ? nglobals : 1, sizeof(uint64_t));
-    ctx->tables = calloc(ntables ? ntables : 1, sizeof(rt_table));
+    ctx->tables = calloc(ntables ? ntables : 1, sizeof(rt_table *));
     ctx->funcs = calloc(nfuncs ? nfuncs : 1, sizeof(rt_funcref));
     ctx->frames = calloc((size_t)max_depth + 1, sizeof(uint64_t));
     ctx->datas = calloc(ndatas ? ndatas : 1, sizeof(rt_segment));
@@ -62,15 +68,12 @@ void rt_ctx_free(rt_ctx *ctx) {
     if (!ctx)
         return;
     if (ctx->mems) {
-        for (uint32_t i = 0; i < ctx->nmems; i++) {
-            rt_memory *m = &ctx->mems[i];
-            if (m->reserved)
-                munmap(m->base, m->reserved);
-        }
+        for (uint32_t i = 0; i < ctx->nmems; i++)
+            rt_memory_release(ctx->mems[i]);
     }
     if (ctx->tables) {
         for (uint32_t i = 0; i < ctx->ntables; i++)
-            free(ctx->tables[i].elems);
+            rt_table_release(ctx->tables[i]);
     }
     if (ctx->datas) {
         for (uint32_t i = 0; i < ctx->ndatas; i++)
@@ -90,38 +93,77 @@ void rt_ctx_free(rt_ctx *ctx) {
     free(ctx);
 }
 
+/* -- memories ------------------------------------------------------------------------------ */
+
 static uint8_t empty_memory[8];
 
-int32_t rt_memory_setup(rt_ctx *ctx, uint32_t idx, uint64_t min_pages, uint64_t max_pages) {
-    if (idx >= ctx->nmems || min_pages > MAX_PAGES)
-        return -1;
+rt_memory *rt_memory_new(uint64_t min_pages, uint64_t max_pages) {
+    if (min_pages > MAX_PAGES)
+        return NULL;
     if (max_pages > MAX_PAGES)
         max_pages = MAX_PAGES;
-    rt_memory *m = &ctx->mems[idx];
+    if (min_pages > max_pages)
+        return NULL;
+    rt_memory *m = calloc(1, sizeof(rt_memory));
+    if (!m)
+        return NULL;
+    m->refs = 1;
     uint64_t reserve = max_pages * PAGE;
     if (reserve == 0) {
         m->base = empty_memory;
-        m->size = 0;
-        m->max_pages = 0;
-        m->reserved = 0;
-        return 0;
+        return m;
     }
     void *p = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        return -1;
+    if (p == MAP_FAILED) {
+        free(m);
+        return NULL;
+    }
     if (min_pages && mprotect(p, min_pages * PAGE, PROT_READ | PROT_WRITE) != 0) {
         munmap(p, reserve);
-        return -1;
+        free(m);
+        return NULL;
     }
     m->base = p;
     m->size = min_pages * PAGE;
     m->max_pages = max_pages;
     m->reserved = reserve;
+    return m;
+}
+
+void rt_memory_retain(rt_memory *m) {
+    if (m)
+        __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+}
+
+void rt_memory_release(rt_memory *m) {
+    if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    if (m->reserved)
+        munmap(m->base, m->reserved);
+    free(m);
+}
+
+int32_t rt_memory_attach(rt_ctx *ctx, uint32_t idx, rt_memory *m) {
+    if (idx >= ctx->nmems || !m)
+        return -1;
+    rt_memory_retain(m);
+    rt_memory_release(ctx->mems[idx]);
+    ctx->mems[idx] = m;
     return 0;
 }
 
-int32_t rt_memory_grow(rt_ctx *ctx, uint32_t mem, uint32_t delta) {
-    rt_memory *m = &ctx->mems[mem];
+int32_t rt_memory_setup(rt_ctx *ctx, uint32_t idx, uint64_t min_pages, uint64_t max_pages) {
+    if (idx >= ctx->nmems)
+        return -1;
+    rt_memory *m = rt_memory_new(min_pages, max_pages);
+    if (!m)
+        return -1;
+    int32_t st = rt_memory_attach(ctx, idx, m);
+    rt_memory_release(m);
+    return st;
+}
+
+int32_t rt_memory_grow_object(rt_memory *m, uint32_t delta) {
     uint64_t old = m->size / PAGE;
     if (delta == 0)
         return (int32_t)old;
@@ -133,16 +175,59 @@ int32_t rt_memory_grow(rt_ctx *ctx, uint32_t mem, uint32_t delta) {
     return (int32_t)old;
 }
 
-int32_t rt_table_setup(rt_ctx *ctx, uint32_t idx, uint32_t min, uint32_t max) {
-    if (idx >= ctx->ntables || min > MAX_TABLE)
-        return -1;
-    rt_table *t = &ctx->tables[idx];
+int32_t rt_memory_grow(rt_ctx *ctx, uint32_t mem, uint32_t delta) {
+    return rt_memory_grow_object(ctx->mems[mem], delta);
+}
+
+/* -- table objects ------------------------------------------------------------------------- */
+
+rt_table *rt_table_new(uint32_t min, uint32_t max) {
+    if (min > MAX_TABLE)
+        return NULL;
+    rt_table *t = calloc(1, sizeof(rt_table));
+    if (!t)
+        return NULL;
     t->elems = calloc(min ? min : 1, sizeof(uint64_t));
-    if (!t->elems)
-        return -1;
+    if (!t->elems) {
+        free(t);
+        return NULL;
+    }
+    t->refs = 1;
     t->size = min;
     t->max = max > MAX_TABLE ? MAX_TABLE : max;
+    return t;
+}
+
+void rt_table_retain(rt_table *t) {
+    if (t)
+        __atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+}
+
+void rt_table_release(rt_table *t) {
+    if (!t || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    free(t->elems);
+    free(t);
+}
+
+int32_t rt_table_attach(rt_ctx *ctx, uint32_t idx, rt_table *t) {
+    if (idx >= ctx->ntables || !t)
+        return -1;
+    rt_table_retain(t);
+    rt_table_release(ctx->tables[idx]);
+    ctx->tables[idx] = t;
     return 0;
+}
+
+int32_t rt_table_setup(rt_ctx *ctx, uint32_t idx, uint32_t min, uint32_t max) {
+    if (idx >= ctx->ntables)
+        return -1;
+    rt_table *t = rt_table_new(min, max);
+    if (!t)
+        return -1;
+    int32_t st = rt_table_attach(ctx, idx, t);
+    rt_table_release(t);
+    return st;
 }
 
 int32_t rt_segment_setup(rt_ctx *ctx, int32_t is_elem, uint32_t idx, const uint8_t *data,
@@ -172,7 +257,41 @@ int32_t rt_segment_setup(rt_ctx *ctx, int32_t is_elem, uint32_t idx, const uint8
 
 /* -- traps and invocation ------------------------------------------------------------ */
 
+void rt_enter(rt_ctx *caller, rt_ctx *callee, rt_link *link, uint32_t depth) {
+    link->caller = caller;
+    link->saved_link = callee->link;
+    link->saved_limit = callee->stack_limit;
+    link->saved_fuel = callee->fuel;
+    link->depth = depth;
+    link->pad = 0;
+    callee->link = link;
+    callee->stack_limit = caller->stack_limit;
+    callee->fuel = caller->fuel;
+}
+
+void rt_leave(rt_ctx *caller, rt_ctx *callee, rt_link *link) {
+    caller->fuel = callee->fuel;
+    callee->fuel = link->saved_fuel;
+    callee->stack_limit = link->saved_limit;
+    callee->link = link->saved_link;
+}
+
 void rt_trap(rt_ctx *ctx, int32_t kind, int32_t func, int32_t pc, uint32_t depth) {
+    rt_ctx *origin = ctx;
+    /* Code of another instance called into this one: undo every crossing, innermost
+     * first, and report the trap to the context rt_invoke runs (at the crossing's call
+     * site: the callee's frames are not in that context's records). */
+    while (ctx->link) {
+        rt_link *l = ctx->link;
+        rt_leave(l->caller, ctx, l);
+        func = -1;
+        pc = -1;
+        depth = l->depth;
+        if (kind == RT_EXIT)
+            l->caller->exit_code = ctx->exit_code;
+        ctx = l->caller;
+    }
+    ctx->trap_origin = origin;
     ctx->trap_kind = kind;
     ctx->trap_func = func;
     ctx->trap_pc = pc;
@@ -196,6 +315,9 @@ int32_t rt_invoke(rt_ctx *ctx, void *fn, uint64_t *io) {
     jmp_buf jb;
     void *volatile saved = ctx->jb;
     volatile uintptr_t saved_limit = ctx->stack_limit;
+    /* A run of its own, even while another instance's code called into this one. */
+    rt_link *volatile saved_link = ctx->link;
+    ctx->link = NULL;
     if (saved == NULL) {
         /* The outermost entry: the guest may use this thread's stack down to a margin
          * kept for host calls (Python needs room to run callbacks). */
@@ -214,6 +336,7 @@ int32_t rt_invoke(rt_ctx *ctx, void *fn, uint64_t *io) {
     }
     ctx->jb = saved;
     ctx->stack_limit = saved_limit;
+    ctx->link = saved_link;
     return kind;
 }
 
@@ -225,7 +348,7 @@ static inline int in_bounds(uint64_t start, uint64_t n, uint64_t size) {
 
 int32_t rt_memory_copy(rt_ctx *ctx, uint32_t dst_mem, uint32_t src_mem, uint32_t dst,
                        uint32_t src, uint32_t n) {
-    rt_memory *d = &ctx->mems[dst_mem], *s = &ctx->mems[src_mem];
+    rt_memory *d = ctx->mems[dst_mem], *s = ctx->mems[src_mem];
     if (!in_bounds(dst, n, d->size) || !in_bounds(src, n, s->size))
         return RT_TRAP_MEMORY_OOB;
     if (n)
@@ -234,7 +357,7 @@ int32_t rt_memory_copy(rt_ctx *ctx, uint32_t dst_mem, uint32_t src_mem, uint32_t
 }
 
 int32_t rt_memory_fill(rt_ctx *ctx, uint32_t mem, uint32_t dst, uint32_t value, uint32_t n) {
-    rt_memory *m = &ctx->mems[mem];
+    rt_memory *m = ctx->mems[mem];
     if (!in_bounds(dst, n, m->size))
         return RT_TRAP_MEMORY_OOB;
     if (n)
@@ -244,7 +367,7 @@ int32_t rt_memory_fill(rt_ctx *ctx, uint32_t mem, uint32_t dst, uint32_t value, 
 
 int32_t rt_memory_init(rt_ctx *ctx, uint32_t mem, uint32_t seg, uint32_t dst, uint32_t src,
                        uint32_t n) {
-    rt_memory *m = &ctx->mems[mem];
+    rt_memory *m = ctx->mems[mem];
     rt_segment *s = &ctx->datas[seg];
     uint32_t len = s->dropped ? 0 : s->len;
     if (!in_bounds(src, n, len) || !in_bounds(dst, n, m->size))
@@ -259,7 +382,10 @@ void rt_data_drop(rt_ctx *ctx, uint32_t seg) { ctx->datas[seg].dropped = 1; }
 /* -- tables ------------------------------------------------------------------------------ */
 
 int32_t rt_table_grow(rt_ctx *ctx, uint32_t table, uint64_t init, uint32_t delta) {
-    rt_table *t = &ctx->tables[table];
+    return rt_table_grow_object(ctx->tables[table], init, delta);
+}
+
+int32_t rt_table_grow_object(rt_table *t, uint64_t init, uint32_t delta) {
     uint32_t old = t->size;
     if ((uint64_t)delta > (uint64_t)t->max - old)
         return -1;
@@ -276,7 +402,7 @@ int32_t rt_table_grow(rt_ctx *ctx, uint32_t table, uint64_t init, uint32_t delta
 }
 
 int32_t rt_table_fill(rt_ctx *ctx, uint32_t table, uint32_t dst, uint64_t value, uint32_t n) {
-    rt_table *t = &ctx->tables[table];
+    rt_table *t = ctx->tables[table];
     if (!in_bounds(dst, n, t->size))
         return RT_TRAP_TABLE_OOB;
     for (uint32_t i = 0; i < n; i++)
@@ -286,7 +412,7 @@ int32_t rt_table_fill(rt_ctx *ctx, uint32_t table, uint32_t dst, uint64_t value,
 
 int32_t rt_table_copy(rt_ctx *ctx, uint32_t dst_table, uint32_t src_table, uint32_t dst,
                       uint32_t src, uint32_t n) {
-    rt_table *d = &ctx->tables[dst_table], *s = &ctx->tables[src_table];
+    rt_table *d = ctx->tables[dst_table], *s = ctx->tables[src_table];
     if (!in_bounds(dst, n, d->size) || !in_bounds(src, n, s->size))
         return RT_TRAP_TABLE_OOB;
     if (n)
@@ -296,7 +422,7 @@ int32_t rt_table_copy(rt_ctx *ctx, uint32_t dst_table, uint32_t src_table, uint3
 
 int32_t rt_table_init(rt_ctx *ctx, uint32_t table, uint32_t seg, uint32_t dst, uint32_t src,
                       uint32_t n) {
-    rt_table *t = &ctx->tables[table];
+    rt_table *t = ctx->tables[table];
     rt_segment *s = &ctx->elems[seg];
     uint32_t len = s->dropped ? 0 : s->len;
     if (!in_bounds(src, n, len) || !in_bounds(dst, n, t->size))

@@ -9,6 +9,16 @@
  * and reach everything of their instance through `ctx`; the lowering reads
  * the field offsets below through cffi's `offsetof`, so this is the one
  * place the layout is written down.
+ *
+ * Memories and tables are objects of their own, shared between instances: a
+ * context points to them (`mems[i]`, `tables[i]`) and holds a reference on
+ * each (`refs`; rt_*_release frees at zero), so an instance that imports
+ * another's memory or table sees the same bytes and elements, and freeing
+ * either instance first is safe. A funcref carries its instance's context;
+ * a call_indirect into another instance's function goes through
+ * rt_enter/rt_leave (an rt_link on the caller's stack), which hand the
+ * callee the caller's stack limit and fuel, and let rt_trap unwind to the
+ * rt_invoke that started the run.
  */
 
 typedef struct rt_memory {
@@ -16,6 +26,7 @@ typedef struct rt_memory {
     uint64_t size;          /* accessible bytes (pages * 65536) */
     uint64_t max_pages;     /* growth limit */
     uint64_t reserved;      /* bytes of address space reserved at base */
+    uint64_t refs;          /* references: contexts using it and host handles */
 } rt_memory;
 
 typedef struct rt_funcref {
@@ -29,6 +40,7 @@ typedef struct rt_table {
     uint64_t *elems;        /* references: rt_funcref* as an integer, or externref handles */
     uint32_t size;
     uint32_t max;           /* growth limit */
+    uint64_t refs;          /* references: contexts using it and host handles */
 } rt_table;
 
 typedef struct rt_segment {
@@ -37,10 +49,20 @@ typedef struct rt_segment {
     uint32_t dropped;
 } rt_segment;
 
+typedef struct rt_link {
+    struct rt_ctx *caller;  /* the instance whose code called into another's */
+    struct rt_link *saved_link;
+    uintptr_t saved_limit;  /* the callee's own stack_limit and fuel, restored after */
+    int64_t saved_fuel;
+    uint32_t depth;         /* the callee's call depth (the caller recorded frames below) */
+    uint32_t pad;
+} rt_link;
+
 typedef struct rt_ctx {
-    rt_memory *mems;
-    uint64_t *globals;      /* one 8-byte slot per global (bit patterns) */
-    rt_table *tables;
+    rt_memory **mems;       /* memories[i], each holding one reference from this context */
+    uint64_t *globals;      /* one 8-byte slot per global (bit patterns); an imported mutable
+                               global's slot holds the address of the exporter's slot */
+    rt_table **tables;      /* tables[i], each holding one reference from this context */
     rt_funcref *funcs;      /* one descriptor per function (imports first) */
     uint64_t *frames;       /* frames[d]: (func << 32 | pc) of the call made at depth d */
     uintptr_t stack_limit;  /* the guest traps when its stack pointer goes below this */
@@ -66,6 +88,10 @@ typedef struct rt_ctx {
     uint64_t calls_to_host; /* host calls made (statistics) */
     int32_t interrupt;      /* nonzero: trap with RT_TRAP_INTERRUPT at the next check; set by
                                another thread (Ctrl-C), read by generated code atomically */
+    uint32_t *sig_ids;      /* type index -> process-wide signature id (call_indirect checks
+                               funcref.type_id against it); set by the host */
+    rt_link *link;          /* non-NULL while another instance's code called into this one */
+    struct rt_ctx *trap_origin; /* the context whose code trapped (differs after a crossing) */
 } rt_ctx;
 
 typedef struct rt_wasi rt_wasi;
@@ -76,6 +102,21 @@ rt_ctx *rt_ctx_new(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t
 void rt_ctx_free(rt_ctx *ctx);
 int32_t rt_memory_setup(rt_ctx *ctx, uint32_t idx, uint64_t min_pages, uint64_t max_pages);
 int32_t rt_table_setup(rt_ctx *ctx, uint32_t idx, uint32_t min, uint32_t max);
+
+/* -- shared memories and tables ------------------------------------------------------
+ * rt_*_new returns an object holding one reference (the caller's); rt_*_attach makes it
+ * the context's memory/table `idx` and takes a reference for the context (rt_ctx_free
+ * drops it). rt_memory_setup / rt_table_setup are new + attach + release. */
+rt_memory *rt_memory_new(uint64_t min_pages, uint64_t max_pages);
+void rt_memory_retain(rt_memory *m);
+void rt_memory_release(rt_memory *m);
+int32_t rt_memory_attach(rt_ctx *ctx, uint32_t idx, rt_memory *m);
+int32_t rt_memory_grow_object(rt_memory *m, uint32_t delta);
+rt_table *rt_table_new(uint32_t min, uint32_t max);
+void rt_table_retain(rt_table *t);
+void rt_table_release(rt_table *t);
+int32_t rt_table_attach(rt_ctx *ctx, uint32_t idx, rt_table *t);
+int32_t rt_table_grow_object(rt_table *t, uint64_t init, uint32_t delta);
 int32_t rt_segment_setup(rt_ctx *ctx, int32_t is_elem, uint32_t idx, const uint8_t *data,
                          uint32_t len);
 
@@ -85,6 +126,12 @@ int32_t rt_segment_setup(rt_ctx *ctx, int32_t is_elem, uint32_t idx, const uint8
  * unwound it (the details are in ctx->trap_*). */
 int32_t rt_invoke(rt_ctx *ctx, void *fn, uint64_t *io);
 void rt_trap(rt_ctx *ctx, int32_t kind, int32_t func, int32_t pc, uint32_t depth);
+
+/* A call from `caller`'s code into `callee`'s (a funcref of another instance): rt_enter
+ * before, rt_leave after (a trap in between is unwound by rt_trap, which walks the links
+ * back to the context rt_invoke started, restoring every callee on the way). */
+void rt_enter(rt_ctx *caller, rt_ctx *callee, rt_link *link, uint32_t depth);
+void rt_leave(rt_ctx *caller, rt_ctx *callee, rt_link *link);
 
 /* -- called by generated code (each returns 0 or a trap kind where it can fail) ----- */
 int32_t rt_memory_grow(rt_ctx *ctx, uint32_t mem, uint32_t delta);

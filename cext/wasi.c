@@ -190,9 +190,9 @@ int32_t rt_wasi_preopen(rt_wasi *w, const char *host_path, const char *guest_pat
 /* -- guest memory ----------------------------------------------------------------------- */
 
 static inline uint8_t *gptr(rt_ctx *ctx, uint32_t addr, uint64_t len) {
-    if (ctx->nmems == 0)
+    if (ctx->nmems == 0 || !ctx->mems[0])
         return NULL;
-    rt_memory *m = &ctx->mems[0];
+    rt_memory *m = ctx->mems[0];
     if ((uint64_t)addr + len > m->size)
         return NULL;
     return m->base + addr;

@@ -6,9 +6,19 @@ through cffi), ``depth`` the call depth. Results are a scalar or a literal
 struct (multi-value). Locals and block results live in allocas that LLVM's
 mem2reg turns into SSA; the operand stack is a compile-time list of values.
 
+Memories and tables are runtime objects the context points to
+(``ctx->mems[i]``, ``ctx->tables[i]``), possibly shared with other instances:
+a function loads the object pointer and a memory's base once, in its entry
+block (neither ever changes: memories reserve their maximum up front), and
+the size at each access, as before. Imported memories (tables) share one TBAA
+tag, since one memory may be imported twice; an imported mutable global's
+slot holds the address of the exporter's slot.
+
 Sandboxing: every memory access is checked against the memory's current size
 (a constant for memories whose minimum equals their maximum), call_indirect
-checks the index, null and signature, and every function checks its stack
+checks the index, null and signature (against ``ctx->sig_ids``: process-wide
+ids, so funcrefs of any instance compare; a funcref of another instance is
+called between ``rt_enter``/``rt_leave``), and every function checks its stack
 pointer and call depth on entry. A failed check calls ``rt_trap(ctx, kind,
 func, pc, depth)``, which longjmps to the innermost ``rt_invoke``; ``pc`` is
 the instruction's offset in the compiled (woven) body, mapped back to the
@@ -85,7 +95,7 @@ INIT_SYMBOL = "__probes_funcs"
 RUNTIME_SYMBOLS = (
     "rt_trap", "rt_memory_grow", "rt_memory_copy", "rt_memory_fill", "rt_memory_init",
     "rt_data_drop", "rt_table_grow", "rt_table_fill", "rt_table_copy", "rt_table_init",
-    "rt_elem_drop", "rt_host_call", "rt_probe_call",
+    "rt_elem_drop", "rt_host_call", "rt_probe_call", "rt_enter", "rt_leave",
 )
 """C functions generated code may call (resolved by the JIT to the cffi library)."""
 
@@ -121,6 +131,7 @@ class CtxLayout:
     funcref_size: int
     table: dict[str, int]
     table_size: int
+    link_size: int
 
     @staticmethod
     def from_ffi(ffi: Any) -> CtxLayout:
@@ -129,13 +140,14 @@ class CtxLayout:
 
         return CtxLayout(
             ctx=fields("rt_ctx", ("mems", "globals", "tables", "funcs", "frames",
-                                  "stack_limit", "fuel", "interrupt")),
+                                  "stack_limit", "fuel", "interrupt", "sig_ids")),
             memory=fields("rt_memory", ("base", "size")),
             memory_size=ffi.sizeof("rt_memory"),
             funcref=fields("rt_funcref", ("code", "ctx", "type_id")),
             funcref_size=ffi.sizeof("rt_funcref"),
             table=fields("rt_table", ("elems", "size")),
             table_size=ffi.sizeof("rt_table"),
+            link_size=ffi.sizeof("rt_link"),
         )
 
 
@@ -232,6 +244,9 @@ class _ModuleLowering:
         self._tbaa: dict[str, Any] = {}
         self.globals_types = m.all_globals()
         self.const_globals = self._constant_globals()
+        self.imported_mems = len(m.imports_of("memory"))
+        self.imported_tables = len(m.imports_of("table"))
+        self.imported_globals = len(m.imports_of("global"))
         self._declare_runtime()
 
     # -- metadata ---------------------------------------------------------------------
@@ -259,6 +274,8 @@ class _ModuleLowering:
             "rt_elem_drop": (VOID, [I8P, I32]),
             "rt_host_call": (I32, [I8P, I32, I64P, I32]),
             "rt_probe_call": (I32, [I8P, I32, I64P, I32]),
+            "rt_enter": (VOID, [I8P, I8P, I8P, I32]),
+            "rt_leave": (VOID, [I8P, I8P, I8P]),
         }
         for name, (ret, args) in decl.items():
             fn = ir.Function(self.mod, ir.FunctionType(ret, args), name)
@@ -267,6 +284,19 @@ class _ModuleLowering:
         trap = self.runtime["rt_trap"]
         trap.attributes.add("noreturn")
         trap.attributes.add("cold")
+
+    def mem_tag(self, mem: int) -> str:
+        """TBAA name of memory ``mem``: imported memories may be one memory imported twice."""
+        return f"mem{mem}" if mem >= self.imported_mems else "mem.imported"
+
+    def table_tag(self, table: int) -> str:
+        """TBAA name of table ``table`` (imported tables share one, as memories do)."""
+        return f"table{table}" if table >= self.imported_tables else "table.imported"
+
+    def shared_global(self, idx: int) -> bool:
+        """Whether global ``idx`` is an imported mutable global: its slot holds the address
+        of the exporter's slot (shared by reference)."""
+        return idx < self.imported_globals and self.globals_types[idx].mutable
 
     def intrinsic(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
         fn = self.intrinsics.get(name)
@@ -633,6 +663,30 @@ class _FuncLowering:
             flag = b.load_atomic(self.ctx_ptr("interrupt", I32), "monotonic", 4)
             self.trap_if(b.icmp_unsigned("!=", flag, ir.Constant(I32, 0)), "interrupt")
 
+    def sig_id(self, type_index: int) -> ir.Value:
+        """The process-wide signature id of type ``type_index`` (ctx->sig_ids, set at
+        instantiation: funcrefs of every instance carry ids from the same numbering)."""
+        key = ("sig", type_index)
+        v = self._cached.get(key)
+        if v is None:
+            eb = self.entry_builder
+            ids = self.ctx_field("sig_ids", I32.as_pointer())
+            v = eb.load(eb.gep(ids, [ir.Constant(I64, type_index)]))
+            v.set_metadata("tbaa", self.ml.tbaa("ctx.sig_ids[]"))
+            v.set_metadata("invariant.load", self.ml.empty_md)
+            self._cached[key] = v
+        return v
+
+    def link_buffer(self) -> ir.Value:
+        """The function's rt_link, for calls into another instance's code."""
+        key = ("link",)
+        p = self._cached.get(key)
+        if p is None:
+            words = (self.lay.link_size + 7) // 8
+            p = self.entry_builder.bitcast(self.alloca(ir.ArrayType(I64, words)), I8P)
+            self._cached[key] = p
+        return p
+
     def record_frame(self) -> None:
         """frames[depth] = func << 32 | pc, before a call."""
         key = ("frame_slot",)
@@ -648,16 +702,20 @@ class _FuncLowering:
         key = ("mem", mem)
         cached = self._cached.get(key)
         if cached is None:
+            # ctx->mems[mem] (a memory object, maybe shared) and its base never change: the
+            # whole maximum is reserved when the memory is created.
             eb = self.entry_builder
-            mems = self.ctx_field("mems", I8P)
-            off = mem * self.lay.memory_size
-            bp = eb.bitcast(eb.gep(mems, [ir.Constant(I64, off + self.lay.memory["base"])]),
+            tag = self.ml.mem_tag(mem)
+            mems = self.ctx_field("mems", I8P.as_pointer())
+            mp = eb.load(eb.gep(mems, [ir.Constant(I64, mem)]))
+            mp.set_metadata("tbaa", self.ml.tbaa("ctx.mems[]"))
+            mp.set_metadata("invariant.load", self.ml.empty_md)
+            bp = eb.bitcast(eb.gep(mp, [ir.Constant(I64, self.lay.memory["base"])]),
                             I8P.as_pointer())
             base = eb.load(bp)
-            base.set_metadata("tbaa", self.ml.tbaa(f"mem{mem}.base"))
+            base.set_metadata("tbaa", self.ml.tbaa(f"{tag}.base"))
             base.set_metadata("invariant.load", self.ml.empty_md)
-            sp = eb.bitcast(eb.gep(mems, [ir.Constant(I64, off + self.lay.memory["size"])]),
-                            I64P)
+            sp = eb.bitcast(eb.gep(mp, [ir.Constant(I64, self.lay.memory["size"])]), I64P)
             cached = (base, sp)
             self._cached[key] = cached
         base, sp = cached
@@ -665,7 +723,7 @@ class _FuncLowering:
         if fixed is not None:
             return base, ir.Constant(I64, fixed)
         size = self.b.load(sp)
-        size.set_metadata("tbaa", self.ml.tbaa(f"mem{mem}.size"))
+        size.set_metadata("tbaa", self.ml.tbaa(f"{self.ml.mem_tag(mem)}.size"))
         return base, size
 
     def address(self, mem: int, addr: ir.Value, offset: int, nbytes: int) -> ir.Value:
@@ -684,7 +742,7 @@ class _FuncLowering:
         nbytes = t.width // 8 if isinstance(t, ir.IntType) else (4 if t == F32 else 8)
         p = self.address(mem, addr, offset, nbytes)
         v = b.load(b.bitcast(p, t.as_pointer()), align=1)
-        v.set_metadata("tbaa", self.ml.tbaa(f"mem{mem}"))
+        v.set_metadata("tbaa", self.ml.tbaa(self.ml.mem_tag(mem)))
         return v
 
     def store(self, mem: int, addr: ir.Value, offset: int, v: ir.Value) -> None:
@@ -693,7 +751,7 @@ class _FuncLowering:
         nbytes = t.width // 8 if isinstance(t, ir.IntType) else (4 if t == F32 else 8)
         p = self.address(mem, addr, offset, nbytes)
         st = b.store(v, b.bitcast(p, t.as_pointer()), align=1)
-        st.set_metadata("tbaa", self.ml.tbaa(f"mem{mem}"))
+        st.set_metadata("tbaa", self.ml.tbaa(self.ml.mem_tag(mem)))
 
     # -- globals and tables ---------------------------------------------------------------
     def global_ptr(self, idx: int, t: ir.Type) -> ir.Value:
@@ -702,22 +760,34 @@ class _FuncLowering:
         if p is None:
             eb = self.entry_builder
             g = self.ctx_field("globals", I64P)
-            p = eb.bitcast(eb.gep(g, [ir.Constant(I32, idx)]), t.as_pointer())
+            slot = eb.gep(g, [ir.Constant(I32, idx)])
+            if self.ml.shared_global(idx):
+                cell = eb.load(slot)
+                cell.set_metadata("tbaa", self.ml.tbaa(f"global{idx}.cell"))
+                cell.set_metadata("invariant.load", self.ml.empty_md)
+                p = eb.inttoptr(cell, t.as_pointer())
+            else:
+                p = eb.bitcast(slot, t.as_pointer())
             self._cached[key] = p
         return p
+
+    def global_tag(self, idx: int) -> str:
+        return "global.imported" if self.ml.shared_global(idx) else f"global{idx}"
 
     def table_base(self, t: int) -> ir.Value:
         key = ("table", t)
         p = self._cached.get(key)
         if p is None:
-            tables = self.ctx_field("tables", I8P)
-            p = self.entry_builder.gep(tables, [ir.Constant(I64, t * self.lay.table_size)])
+            tables = self.ctx_field("tables", I8P.as_pointer())
+            p = self.entry_builder.load(self.entry_builder.gep(tables, [ir.Constant(I64, t)]))
+            p.set_metadata("tbaa", self.ml.tbaa("ctx.tables[]"))
+            p.set_metadata("invariant.load", self.ml.empty_md)
             self._cached[key] = p
         return p
 
     def table_size(self, t: int) -> ir.Value:
         return self.struct_field(self.table_base(t), self.lay.table["size"], I32,
-                                 f"table{t}.size")
+                                 f"{self.ml.table_tag(t)}.size")
 
     def table_elem_ptr(self, t: int, idx: ir.Value) -> ir.Value:
         """Checked pointer to element ``idx`` of table ``t``."""
@@ -725,7 +795,7 @@ class _FuncLowering:
         size = self.table_size(t)
         self.trap_if(b.icmp_unsigned(">=", idx, size), "table")
         elems = self.struct_field(self.table_base(t), self.lay.table["elems"], I64P,
-                                  f"table{t}.elems")
+                                  f"{self.ml.table_tag(t)}.elems")
         return b.gep(elems, [b.zext(idx, I64)])
 
     # -- control ----------------------------------------------------------------------------
@@ -1072,18 +1142,26 @@ def _call_indirect(fl: _FuncLowering, ins: Instr) -> None:
     lay = fl.lay
     slot = fl.table_elem_ptr(table, callee)
     ref = b.load(slot)
-    ref.set_metadata("tbaa", fl.ml.tbaa(f"table{table}.elem"))
+    ref.set_metadata("tbaa", fl.ml.tbaa(f"{fl.ml.table_tag(table)}.elem"))
     fl.trap_if(b.icmp_unsigned("==", ref, ir.Constant(I64, 0)), "null")
     desc = b.inttoptr(ref, I8P)
     tid = fl.struct_field(desc, lay.funcref["type_id"], I32, "funcref.type_id", invariant=True)
-    fl.trap_if(b.icmp_unsigned("!=", tid, ir.Constant(I32, fl.ml.tids[ti])), "signature")
+    fl.trap_if(b.icmp_unsigned("!=", tid, fl.sig_id(ti)), "signature")
     code = fl.struct_field(desc, lay.funcref["code"], I8P, "funcref.code", invariant=True)
     cctx = fl.struct_field(desc, lay.funcref["ctx"], I8P, "funcref.ctx", invariant=True)
     fnty = fl.ml.fn_type(ft)
     fp = b.bitcast(code, fnty.as_pointer())
     fl.record_frame()
     depth = b.add(fl.depth, ir.Constant(I32, 1))
+    # A funcref of another instance (a shared table): hand it this run (stack limit, fuel,
+    # the way back for traps) around the call. Rare, so out of line.
+    foreign = b.icmp_unsigned("!=", cctx, fl.ctx)
+    link = fl.link_buffer()
+    with b.if_then(foreign, likely=False):
+        b.call(fl.ml.runtime["rt_enter"], [fl.ctx, cctx, link, depth])
     r = b.call(fp, [cctx, depth, *args])
+    with b.if_then(foreign, likely=False):
+        b.call(fl.ml.runtime["rt_leave"], [fl.ctx, cctx, link])
     _call_results(fl, r, ft)
 
 
@@ -1132,7 +1210,7 @@ def _global_get(fl: _FuncLowering, ins: Instr) -> None:
             fl.push(_float_const(t, bits))
         return
     v = fl.b.load(fl.global_ptr(idx, t))
-    v.set_metadata("tbaa", fl.ml.tbaa(f"global{idx}"))
+    v.set_metadata("tbaa", fl.ml.tbaa(fl.global_tag(idx)))
     if not gt.mutable:
         v.set_metadata("invariant.load", fl.ml.empty_md)
     fl.push(v)
@@ -1142,7 +1220,7 @@ def _global_get(fl: _FuncLowering, ins: Instr) -> None:
 def _global_set(fl: _FuncLowering, ins: Instr) -> None:
     v = fl.pop()
     st = fl.b.store(v, fl.global_ptr(ins.imm, v.type))
-    st.set_metadata("tbaa", fl.ml.tbaa(f"global{ins.imm}"))
+    st.set_metadata("tbaa", fl.ml.tbaa(fl.global_tag(ins.imm)))
 
 
 # -- memory ------------------------------------------------------------------------------------------
@@ -1258,7 +1336,7 @@ def _ref_func(fl: _FuncLowering, ins: Instr) -> None:
 def _table_get(fl: _FuncLowering, ins: Instr) -> None:
     p = fl.table_elem_ptr(ins.imm, fl.pop())
     v = fl.b.load(p)
-    v.set_metadata("tbaa", fl.ml.tbaa(f"table{ins.imm}.elem"))
+    v.set_metadata("tbaa", fl.ml.tbaa(f"{fl.ml.table_tag(ins.imm)}.elem"))
     fl.push(v)
 
 
@@ -1267,7 +1345,7 @@ def _table_set(fl: _FuncLowering, ins: Instr) -> None:
     v = fl.pop()
     p = fl.table_elem_ptr(ins.imm, fl.pop())
     st = fl.b.store(v, p)
-    st.set_metadata("tbaa", fl.ml.tbaa(f"table{ins.imm}.elem"))
+    st.set_metadata("tbaa", fl.ml.tbaa(f"{fl.ml.table_tag(ins.imm)}.elem"))
 
 
 @_lowers("table.size")

@@ -17,6 +17,21 @@ wasmtime store's), and while the guest runs a thread watching the signal
 wakeup fd sets the context's ``interrupt`` flag on SIGINT; the guest then
 traps with ``interrupt`` and the runner raises KeyboardInterrupt after
 settling the probe state, as the wasm runner does.
+
+Sharing between instances, as wasmtime objects are shared on the wasm
+backend: ``inst.export(name)`` returns a `NativeMemory`, `NativeTable`,
+`NativeGlobal` or `NativeFunc`, and passing it in another instantiation's
+``imports={module: {name: obj}}`` links the same object (memories and tables
+are reference-counted runtime objects the contexts point to; an imported
+mutable global's slot points to the exporter's slot). A funcref stored in a
+shared table runs in its own instance's context wherever it is
+``call_indirect``-ed from. Lifetimes: a memory lives while any context or
+`NativeMemory` holds it; an instance whose table or globals were handed out
+(or that imported a table) is only *marked* closed by `close` and freed when
+garbage-collected, since another instance may still call its functions
+through a shared table — the `NativeTable` keeps every instance linked to it
+alive. Call_indirect signature checks use process-wide signature ids
+(`sig_id`), so funcrefs of different modules compare correctly.
 """
 
 from __future__ import annotations
@@ -35,7 +50,7 @@ from typing import Any
 from ...ir import LinkError, Location, Module, ProbeError, ProbesError, Trap, decode
 from ...ir.loader import CACHE_DIR
 from ...ir.module import Instr
-from ...ir.types import FuncType, ValType
+from ...ir.types import FuncType, GlobalType, ValType
 from ...probeset import ProbeSet
 from ..base import CompileOptions, WasiOptions
 from ..wasm.runner import RunStats, WasmInstance, _CtrlC, _Exit, _ProbeTrap, _TrapPoint
@@ -53,6 +68,7 @@ from .lower import (
 )
 
 __all__ = ["NativeBackend", "NativeExecutable", "NativeInstance", "MemoryImport", "TableImport",
+           "NativeMemory", "NativeTable", "NativeGlobal", "NativeFunc", "sig_id",
            "TRAP_NAMES", "WASI_SIGNATURES", "ExternRef"]
 
 TRAP_NAMES = {
@@ -107,7 +123,8 @@ _LOWERING_VERSION = "1"
 
 @dataclass(frozen=True)
 class MemoryImport:
-    """A memory to satisfy a memory import with (a fresh one of this size)."""
+    """A memory to satisfy a memory import with: a fresh one of this size, private to the
+    instance (pass a `NativeMemory` to share one)."""
 
     min: int
     """Initial pages."""
@@ -117,12 +134,159 @@ class MemoryImport:
 
 @dataclass(frozen=True)
 class TableImport:
-    """A table to satisfy a table import with (a fresh one of this size, all null)."""
+    """A table to satisfy a table import with: a fresh one of this size, all null, private
+    to the instance (pass a `NativeTable` to share one)."""
 
     min: int
     """Initial elements."""
     max: int | None = None
     """Maximum elements."""
+
+
+_SIG_LOCK = threading.Lock()
+_SIG_IDS: dict[FuncType, int] = {}
+
+
+def sig_id(ft: FuncType) -> int:
+    """The process-wide id of a signature (structurally equal types share one), what
+    funcrefs carry and call_indirect compares across instances."""
+    with _SIG_LOCK:
+        return _SIG_IDS.setdefault(ft, len(_SIG_IDS))
+
+
+class NativeMemory:
+    """A linear memory of the C runtime, shareable between instances.
+
+    ``inst.export(name)`` gives an instance's; `NativeMemory.new` a standalone one.
+    Pass it as a memory import to share it. Holds a reference on the runtime memory, so
+    it stays valid after every instance using it is freed. Reads and writes take a
+    ``store`` argument (ignored) like wasmtime's Memory."""
+
+    def __init__(self, rt: Any, ptr: Any, max_pages: int | None) -> None:
+        self._rt = rt
+        self._ptr = rt.ffi.gc(ptr, rt.lib.rt_memory_release)  # one reference, ours
+        self.max = max_pages
+        """Maximum pages (None: unbounded)."""
+
+    @classmethod
+    def new(cls, min: int, max: int | None = None) -> NativeMemory:
+        """A fresh memory of ``min`` pages (zeroed), growable to ``max``."""
+        rt = _runtime()
+        ptr = rt.lib.rt_memory_new(min, 65536 if max is None else max)
+        if ptr == rt.ffi.NULL:
+            raise ProbesError(f"cannot allocate a memory of {min} pages")
+        return cls(rt, ptr, max)
+
+    def size(self, store: Any = None) -> int:
+        """Current size in pages."""
+        return int(self._ptr.size) // _PAGE
+
+    def data_len(self, store: Any = None) -> int:
+        return int(self._ptr.size)
+
+    def grow(self, delta: int, store: Any = None) -> int:
+        """Grow by ``delta`` pages; the old size, or -1 when it cannot."""
+        return int(self._rt.lib.rt_memory_grow_object(self._ptr, delta))
+
+    def view(self) -> Any:
+        return self._rt.ffi.buffer(self._ptr.base, self._ptr.size)
+
+    def read(self, store: Any, start: int, end: int) -> bytes:
+        view = self.view()
+        if start < 0 or end > len(view) or start > end:
+            raise ProbesError(f"memory read [{start}, {end}) out of bounds")
+        return bytes(view[start:end])
+
+    def write(self, store: Any, data: bytes, offset: int) -> None:
+        view = self.view()
+        if offset < 0 or offset + len(data) > len(view):
+            raise ProbesError(f"memory write at {offset} out of bounds")
+        view[offset:offset + len(data)] = data
+
+
+class NativeTable:
+    """A table of the C runtime, shareable between instances (``inst.export(name)`` or
+    `NativeTable.new`; pass it as a table import). Keeps every instance linked to it
+    alive, since any of them may have stored funcrefs into it."""
+
+    def __init__(self, rt: Any, ptr: Any, elem: ValType, max_elems: int | None,
+                 externs: list[Any] | None = None) -> None:
+        self._rt = rt
+        self._ptr = rt.ffi.gc(ptr, rt.lib.rt_table_release)  # one reference, ours
+        self.elem = elem
+        """Element type (funcref or externref)."""
+        self.max = max_elems
+        """Maximum elements (None: unbounded)."""
+        self._owners: list[NativeInstance] = []
+        self._externs: list[Any] = externs if externs is not None else []
+
+    @classmethod
+    def new(cls, min: int, max: int | None = None, elem: ValType | None = None) -> NativeTable:
+        """A fresh table of ``min`` null elements (funcref unless ``elem`` says)."""
+        from ...ir.types import FUNCREF
+
+        rt = _runtime()
+        ptr = rt.lib.rt_table_new(min, 0xFFFFFFFF if max is None else max)
+        if ptr == rt.ffi.NULL:
+            raise ProbesError(f"cannot allocate a table of {min} elements")
+        return cls(rt, ptr, elem or FUNCREF, max)
+
+    def size(self, store: Any = None) -> int:
+        return int(self._ptr.size)
+
+    def grow(self, delta: int, init: int = 0) -> int:
+        """Grow by ``delta`` elements set to the bits ``init``; the old size or -1."""
+        return int(self._rt.lib.rt_table_grow_object(self._ptr, init, delta))
+
+    def get_bits(self, index: int) -> int:
+        if not 0 <= index < self.size():
+            raise ProbesError(f"table index {index} out of bounds")
+        return int(self._ptr.elems[index])
+
+
+class NativeGlobal:
+    """A global of an instance (``inst.export(name)``). As the import of a mutable
+    global it is shared by reference: the importer reads and writes the exporter's slot."""
+
+    def __init__(self, owner: NativeInstance, cell: Any, gtype: GlobalType) -> None:
+        self._owner = owner  # keeps the slot's context alive
+        self._cell = cell
+        self.type = gtype
+        """Value type and mutability."""
+        self._externs = owner._externs
+
+    @property
+    def bits(self) -> int:
+        """The current value as a bit pattern."""
+        return int(self._cell[0])
+
+    @property
+    def value(self) -> Any:
+        return self._owner._from_value_bits(self.bits, self.type.valtype)
+
+
+class NativeFunc:
+    """An exported function of an instance, importable by another instance (checked
+    against the import's signature; calls go through the exporter's `invoke_raw`)."""
+
+    def __init__(self, inst: NativeInstance, index: int, ft: FuncType) -> None:
+        self._inst = inst
+        self.index = index
+        self.type = ft
+        """The signature."""
+
+    def raw(self) -> Callable[..., Any]:
+        """A host function taking and returning bit patterns."""
+        inst, index = self._inst, self.index
+
+        def call(*bits: int) -> Any:
+            out = inst.invoke_raw(index, list(bits))
+            return out[0] if len(out) == 1 else tuple(out) if out else None
+        call.__probes_raw__ = True  # type: ignore[attr-defined]
+        return call
+
+    def __call__(self, *args: Any) -> Any:
+        return self._inst._invoke(self.index, args)
 
 
 @dataclass(frozen=True)
@@ -408,6 +572,15 @@ class NativeInstance(WasmInstance):
         self._externs: list[Any] = []
         self._wasi_ptr: Any = None
         self._unsubscribe: Callable[[], None] = lambda: None
+        self._closed = False
+        self._keep = False
+        """The context may be used by other instances (a table or global handed out or
+        a table imported): `close` leaves freeing it to the garbage collector."""
+        self._linked: list[Any] = []
+        """Imported shared objects (keeping their owners alive while this one lives)."""
+        self._objects: dict[tuple[str, int], Any] = {}
+        """(kind, index) -> the shared object of an imported or exported entity."""
+        self._cells: list[Any] = []
         wm = exe.compiled_module
         self._wm = wm
         ffi, lib = self._ffi, self._lib
@@ -423,7 +596,11 @@ class NativeInstance(WasmInstance):
         try:
             self._setup(wasi, imports)
         except BaseException:
-            self._free()
+            # Active segments may already have put this instance's funcrefs into a shared
+            # table: then its context must outlive the failed instantiation.
+            self._closed = True
+            if not self._keep:
+                self._free()
             raise
 
     # -- instantiation --------------------------------------------------------------------------
@@ -434,19 +611,24 @@ class NativeInstance(WasmInstance):
         self._handle = ffi.new_handle(self)
         ctx.py_handle = self._handle
         ctx.fuel = exe.options.fuel
+        self._sig_ids = ffi.new("uint32_t[]", max(len(wm.types), 1))
+        for k, t in enumerate(wm.types):
+            self._sig_ids[k] = sig_id(t)
+        ctx.sig_ids = self._sig_ids
         # Memories.
         mem_imports = wm.imports_of("memory")
         for i, mt in enumerate(wm.all_memories()):
             lo, hi = mt.limits.min, mt.limits.max
             if i < len(mem_imports):
                 imp = mem_imports[i]
-                given = imports.get(imp.module, {}).get(imp.name)
-                if not isinstance(given, MemoryImport):
-                    raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been "
-                                    f"defined (pass a MemoryImport)", f"{imp.module}.{imp.name}")
-                if given.min < lo or (hi is not None and (given.max is None or given.max > hi)):
-                    raise LinkError(f"incompatible import type for `{imp.module}::{imp.name}`",
-                                    f"{imp.module}.{imp.name}")
+                given = _imported(imports, imp, (NativeMemory, MemoryImport), "a NativeMemory")
+                size = given.size() if isinstance(given, NativeMemory) else given.min
+                if size < lo or (hi is not None and (given.max is None or given.max > hi)):
+                    raise _incompatible(imp)
+                if isinstance(given, NativeMemory):
+                    lib.rt_memory_attach(ctx, i, given._ptr)
+                    self._objects[("memory", i)] = given
+                    continue
                 lo, hi = given.min, given.max
             if lib.rt_memory_setup(ctx, i, lo, 65536 if hi is None else hi) != 0:
                 raise ProbesError(f"cannot allocate memory {i} ({lo} pages)")
@@ -456,10 +638,15 @@ class NativeInstance(WasmInstance):
             lo, hi = tt.limits.min, tt.limits.max
             if i < len(table_imports):
                 imp = table_imports[i]
-                given = imports.get(imp.module, {}).get(imp.name)
-                if not isinstance(given, TableImport):
-                    raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been "
-                                    f"defined (pass a TableImport)", f"{imp.module}.{imp.name}")
+                given = _imported(imports, imp, (NativeTable, TableImport), "a NativeTable")
+                if isinstance(given, NativeTable):
+                    size = given.size()
+                    if given.elem != tt.elem or size < lo or (
+                            hi is not None and (given.max is None or given.max > hi)):
+                        raise _incompatible(imp)
+                    lib.rt_table_attach(ctx, i, given._ptr)
+                    self._link_table(i, given)
+                    continue
                 lo, hi = given.min, given.max
             if lib.rt_table_setup(ctx, i, lo, 0xFFFFFFFF if hi is None else hi) != 0:
                 raise ProbesError(f"cannot allocate table {i} ({lo} elements)")
@@ -467,7 +654,6 @@ class NativeInstance(WasmInstance):
         nfuncs = wm.num_funcs
         addrs = ffi.new("void *[]", max(nfuncs, 1))
         ffi.cast("void (*)(void **)", exe.init_address)(addrs)
-        tids = exe.type_ids
         for i in range(nfuncs):
             fr = ctx.funcs[i]
             fr.code = addrs[i]
@@ -475,7 +661,7 @@ class NativeInstance(WasmInstance):
             ti = wm.imports_of("func")[i].desc if i < wm.num_imported_funcs else \
                 wm.function(i).type_index
             assert isinstance(ti, int)
-            fr.type_id = tids[ti]
+            fr.type_id = self._sig_ids[ti]
             fr.index = i
         self._funcs_base = int(ffi.cast("uintptr_t", ctx.funcs))
         self._funcref_size = ffi.sizeof("rt_funcref")
@@ -489,9 +675,16 @@ class NativeInstance(WasmInstance):
             given = imports.get(imp.module, {}).get(imp.name)
             if given is None and imp.module in WASI_MODULES:
                 given = _enosys(imp.name, ft)
-            if given is None or not callable(given):
+            if given is None:
                 raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been "
                                 f"defined", f"{imp.module}.{imp.name}")
+            if isinstance(given, NativeFunc):
+                if given.type != ft:
+                    raise _incompatible(imp)
+                given = given.raw()
+            if not callable(given) or isinstance(given, (NativeMemory, NativeTable,
+                                                         NativeGlobal)):
+                raise _incompatible(imp)
             self._host_funcs[i] = (given, ft)
         # Globals.
         gl_imports = wm.imports_of("global")
@@ -501,7 +694,31 @@ class NativeInstance(WasmInstance):
                 raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been "
                                 f"defined", f"{imp.module}.{imp.name}")
             gt = imp.desc
-            ctx.globals[i] = self._value_bits(given, gt.valtype)  # type: ignore[union-attr]
+            assert isinstance(gt, GlobalType)
+            if isinstance(given, (NativeMemory, NativeTable, NativeFunc)) or callable(given):
+                raise _incompatible(imp)
+            if isinstance(given, NativeGlobal):
+                if given.type != gt:
+                    raise _incompatible(imp)
+                if gt.valtype.is_ref and given._externs is not self._externs:
+                    self._adopt_externs(given._externs)
+                if gt.mutable:  # shared by reference: the slot holds the exporter's slot
+                    ctx.globals[i] = int(ffi.cast("uintptr_t", given._cell))
+                    self._objects[("global", i)] = given
+                    self._linked.append(given)
+                else:
+                    ctx.globals[i] = given.bits
+                continue
+            gtype = getattr(given, "type", None)
+            if isinstance(gtype, ValType) and gtype != gt.valtype:
+                raise _incompatible(imp)
+            bits = self._value_bits(given, gt.valtype)
+            if gt.mutable:  # a private slot of this instance
+                cell = ffi.new("uint64_t[1]", [bits])
+                self._cells.append(cell)
+                ctx.globals[i] = int(ffi.cast("uintptr_t", cell))
+            else:
+                ctx.globals[i] = bits
         for k, g in enumerate(wm.globals):
             ctx.globals[len(gl_imports) + k] = self._eval_const(g.init)
         # Segments.
@@ -599,7 +816,7 @@ class NativeInstance(WasmInstance):
             elif name == "ref.func":
                 stack.append(self.funcref_bits(ins.imm))
             elif name == "global.get":
-                stack.append(int(ctx.globals[ins.imm]))
+                stack.append(self._global_cell(ins.imm)[0])
             else:
                 b = stack.pop()
                 a = stack.pop()
@@ -608,6 +825,67 @@ class NativeInstance(WasmInstance):
                 r = a + b if op == "add" else a - b if op == "sub" else a * b
                 stack.append(r & mask)
         return stack[-1] if stack else 0
+
+    def _global_cell(self, idx: int) -> Any:
+        """Pointer to the 8 bytes of global ``idx`` (another instance's slot for an
+        imported mutable global)."""
+        ctx = self._ctx
+        if idx < len(self._wm.imports_of("global")) and self._wm.all_globals()[idx].mutable:
+            return self._ffi.cast("uint64_t *", ctx.globals[idx])
+        return ctx.globals + idx
+
+    def _adopt_externs(self, externs: list[Any]) -> None:
+        """Share another instance's externref handles (a shared table or global carries
+        them); handles this instance made before are kept at their numbers."""
+        if externs is self._externs or self._externs:
+            return  # renumbering our handles would break the values holding them
+        self._externs = externs
+
+    def _link_table(self, index: int, table: NativeTable) -> None:
+        self._objects[("table", index)] = table
+        if self not in table._owners:
+            table._owners.append(self)
+        if table not in self._linked:
+            self._linked.append(table)
+        if table.elem.name == "externref":
+            self._adopt_externs(table._externs)
+        self._keep = True
+
+    # -- exports as shareable objects -----------------------------------------------------------
+    def export(self, name: str) -> Any:
+        """The export ``name`` as an object another instantiation can import: a
+        `NativeFunc`, `NativeMemory`, `NativeTable` or `NativeGlobal` (the same object
+        each time for memories, tables and globals)."""
+        if self._ctx is None:
+            raise ProbesError("the instance is closed")
+        e = next((e for e in self._wm.exports if e.name == name), None)
+        if e is None:
+            raise ProbesError(f"no export {name!r}")
+        if e.kind == "func":
+            return NativeFunc(self, e.index, self._wm.func_type(e.index))
+        key = (e.kind, e.index)
+        obj = self._objects.get(key)
+        if obj is not None:
+            return obj
+        ffi, lib, ctx = self._ffi, self._lib, self._ctx
+        if e.kind == "memory":
+            ptr = ctx.mems[e.index]
+            lib.rt_memory_retain(ptr)
+            obj = NativeMemory(self._rt, ptr, self._wm.all_memories()[e.index].limits.max)
+        elif e.kind == "table":
+            ptr = ctx.tables[e.index]
+            lib.rt_table_retain(ptr)
+            tt = self._wm.all_tables()[e.index]
+            obj = NativeTable(self._rt, ptr, tt.elem, tt.limits.max, self._externs)
+            self._link_table(e.index, obj)
+        elif e.kind == "global":
+            obj = NativeGlobal(self, self._global_cell(e.index), self._wm.all_globals()[e.index])
+            self._keep = True  # the object (and importers of a mutable one) read our slot
+        else:  # pragma: no cover - tags (exceptions) are rejected before
+            raise ProbesError(f"cannot export a {e.kind}")
+        _ = ffi
+        self._objects[key] = obj
+        return obj
 
     def _elem_refs(self, el: Any) -> list[int]:
         if el.funcs is not None:
@@ -677,7 +955,7 @@ class NativeInstance(WasmInstance):
     def invoke_raw(self, func: int, bits: list[int]) -> list[int]:
         """Call function ``func`` with arguments and results as 64-bit patterns."""
         exe = self.exe
-        if self._ctx is None:
+        if self._ctx is None or self._closed:
             raise ProbesError("the instance is closed")
         wrapper = exe.wrappers.get(func)  # type: ignore[attr-defined]
         if wrapper is None:
@@ -718,6 +996,12 @@ class NativeInstance(WasmInstance):
             self._finish()
             raise _Exit(code)
         pending, self._pending = self._pending, None
+        if kind == TRAP["host"] and pending is None:
+            # A host call failed in another instance's code called through a shared table.
+            origin = ctx.trap_origin
+            if origin != self._ffi.NULL and origin != ctx and origin.py_handle != self._ffi.NULL:
+                other = self._ffi.from_handle(origin.py_handle)
+                pending, other._pending = other._pending, None
         if kind == TRAP["host"] and pending is not None:
             if isinstance(pending, _ProbeTrap):
                 inner = self._points([pending.loc], began=False)
@@ -809,23 +1093,26 @@ class NativeInstance(WasmInstance):
         idx = self._globals_exports.get(name)
         if idx is None:
             raise ProbesError(f"no exported global {name!r}")
-        return self._from_value_bits(int(self._ctx.globals[idx]),
+        return self._from_value_bits(int(self._global_cell(idx)[0]),
                                      self._wm.all_globals()[idx].valtype)
 
     def global_bits(self, name: str) -> int:
         idx = self._globals_exports[name]
-        return int(self._ctx.globals[idx])
+        return int(self._global_cell(idx)[0])
 
     def close(self) -> None:
-        """Settle intrinsic probes and free the runtime state."""
-        if self._ctx is None:
+        """Settle intrinsic probes and free the runtime state (once no other instance can
+        reach it: see the module docstring)."""
+        if self._ctx is None or self._closed:
             return
         try:
             super().close()
             if self._frozen is None:
                 self._frozen = self._state.read(None, 0, self.layout.state_size)
         finally:
-            self._free()
+            self._closed = True
+            if not self._keep:
+                self._free()
 
     def _free(self) -> None:
         ctx = self._ctx
@@ -871,6 +1158,22 @@ class FuncRef:
 
     bits: int
     """The reference's bits."""
+
+
+def _imported(imports: dict[str, dict[str, Any]], imp: Any, kinds: tuple[type, ...],
+              what: str) -> Any:
+    given = imports.get(imp.module, {}).get(imp.name)
+    if given is None:
+        raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been defined "
+                        f"(pass {what})", f"{imp.module}.{imp.name}")
+    if not isinstance(given, kinds):
+        raise _incompatible(imp)
+    return given
+
+
+def _incompatible(imp: Any) -> LinkError:
+    return LinkError(f"incompatible import type for `{imp.module}::{imp.name}`",
+                     f"{imp.module}.{imp.name}")
 
 
 def _enosys(name: str, ft: FuncType) -> Callable[..., Any]:

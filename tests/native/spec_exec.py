@@ -2,7 +2,9 @@
 
 The ``.wast`` files are converted by ``tests/ir/spec_support.convert`` (shared
 cache); this module walks the JSON commands in order: ``module`` instantiates,
-``register`` makes an instance's exports importable, and ``assert_return``,
+``register`` makes an instance's exports importable (as the objects
+``NativeInstance.export`` returns, so memories, tables and mutable globals are
+shared with the importers, as the spec requires), and ``assert_return``,
 ``assert_trap``, ``assert_exhaustion``, ``action``, ``assert_uninstantiable``
 and ``assert_unlinkable`` are checked. Values travel as bit patterns, so NaN
 payloads are compared exactly (``nan:canonical`` / ``nan:arithmetic`` by their
@@ -22,7 +24,7 @@ from typing import Any
 
 from probes.backends.base import CompileOptions
 from probes.backends.native.runner import (
-    ExternRef, MemoryImport, NativeBackend, NativeInstance, TableImport, to_bits,
+    ExternRef, NativeBackend, NativeGlobal, NativeInstance, NativeMemory, NativeTable, to_bits,
 )
 from probes.ir import LinkError, ProbesError, Trap, UnsupportedFeature, decode
 from probes.ir.types import F32, F64, I32, I64
@@ -58,13 +60,14 @@ class _Unsupported(Exception):
 
 
 def _spectest() -> dict[str, Any]:
+    """The spectest module: one memory and one table, shared by every importer."""
     def nop(*args: Any) -> None:
         return None
     return {
         "print": nop, "print_i32": nop, "print_i64": nop, "print_f32": nop, "print_f64": nop,
         "print_i32_f32": nop, "print_f64_f64": nop,
         "global_i32": 666, "global_i64": 666, "global_f32": 666.6, "global_f64": 666.6,
-        "table": TableImport(10, 20), "memory": MemoryImport(1, 2),
+        "table": NativeTable.new(10, 20), "memory": NativeMemory.new(1, 2),
     }
 
 
@@ -83,32 +86,23 @@ class SpecRunner:
         self.current_error: str | None = None
         self.named: dict[str, NativeInstance | None] = {}
         self.named_errors: dict[str, str] = {}
+        self.unregistered: dict[str, str] = {}
+        """Registered names whose module could not run here -> why (importers are skipped)."""
 
     # -- modules -------------------------------------------------------------------------------
     def instantiate(self, filename: str) -> NativeInstance:
         data = (self.base / filename).read_bytes()
         m = decode(data)
+        for imp in m.imports:
+            if imp.module in self.unregistered and imp.module not in self.registered:
+                raise _Unsupported(self.unregistered[imp.module])
         exe = self.backend.compile(m, None, self.options)
         inst = exe.instantiate(imports=self.registered)
         self.instances.append(inst)
         return inst
 
     def exports_of(self, inst: NativeInstance) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        wm = inst._wm
-        for e in wm.exports:
-            if e.kind == "func":
-                out[e.name] = _raw_export(inst, e.index)
-            elif e.kind == "global":
-                gt = wm.all_globals()[e.index]
-                out[e.name] = _RawGlobal(inst.global_bits(e.name), gt.valtype)
-            elif e.kind == "memory":
-                mt = wm.all_memories()[e.index]
-                out[e.name] = MemoryImport(mt.limits.min, mt.limits.max)
-            elif e.kind == "table":
-                tt = wm.all_tables()[e.index]
-                out[e.name] = TableImport(tt.limits.min, tt.limits.max)
-        return out
+        return {e.name: inst.export(e.name) for e in inst.module.exports}
 
     # -- values ----------------------------------------------------------------------------------
     def arg_bits(self, inst: NativeInstance, v: dict[str, Any]) -> int:
@@ -173,7 +167,9 @@ class SpecRunner:
         inst = self.target(action)
         field_ = action["field"]
         if action["type"] == "get":
-            return [inst.global_bits(field_)]
+            g = inst.export(field_)
+            assert isinstance(g, NativeGlobal)
+            return [g.bits]
         func = inst._exports.get(field_)
         if func is None:
             raise _Unsupported(f"no export {field_}")
@@ -224,9 +220,16 @@ class SpecRunner:
                     self.named_errors[name] = self.current_error
             return
         if kind == "register":
-            inst = self.named.get(cmd["name"]) if "name" in cmd else self.current
+            name = cmd.get("name")
+            inst = self.named.get(name) if name is not None else self.current
             if inst is not None:
                 self.registered[cmd["as"]] = self.exports_of(inst)
+                self.unregistered.pop(cmd["as"], None)
+            else:
+                error = self.named_errors.get(name, "") if name is not None else \
+                    self.current_error or ""
+                self.registered.pop(cmd["as"], None)
+                self.unregistered[cmd["as"]] = error or "module unavailable"
             return
         if kind in ("assert_return", "action"):
             if kind == "action":
@@ -289,6 +292,10 @@ class SpecRunner:
             except UnsupportedFeature:
                 res.other_total -= 1
                 return
+            except _Unsupported as e:
+                res.other_total -= 1
+                res.skip_reasons.add(str(e))
+                return
             except Trap:
                 ok = kind == "assert_uninstantiable"
             except LinkError:
@@ -304,23 +311,6 @@ class SpecRunner:
                 self.fail(cmd, "instantiation did not fail as expected")
             return
         # assert_invalid / assert_malformed / module_definition...: the IR tests' business.
-
-
-def _raw_export(inst: NativeInstance, func: int) -> Any:
-    """An export of a registered instance as a raw host function for another instance."""
-    def call(*bits: int) -> Any:
-        out = inst.invoke_raw(func, list(bits))
-        return out[0] if len(out) == 1 else tuple(out) if out else None
-    call.__probes_raw__ = True  # type: ignore[attr-defined]
-    return call
-
-
-class _RawGlobal:
-    """A registered instance's global, imported by bits."""
-
-    def __init__(self, bits: int, t: Any) -> None:
-        self.bits = bits
-        self.type = t
 
 
 _ = (F32, F64, I64, to_bits)

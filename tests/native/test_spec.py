@@ -4,7 +4,9 @@ Every ``.wast`` of the features we support runs: ``assert_return``,
 ``assert_trap`` and ``assert_exhaustion`` (plus actions, ``assert_unlinkable``
 and ``assert_uninstantiable``) must all pass; commands whose module the IR
 rejects as a proposal outside our feature set (function-references, GC,
-exceptions, memory64, SIMD for the native backend) are counted as skipped.
+exceptions, memory64, SIMD for the native backend) are counted as skipped, and so
+are modules importing from a registered module that was skipped. Registered
+modules share their memories, tables and mutable globals with the importers.
 Per-file counts are printed at the end of the run (tests/native/conftest.py).
 """
 
@@ -24,17 +26,6 @@ PROPOSALS = re.compile(
     r"type-(rec|subtyping|canon|equivalence)|.*64$|memory64)")
 """Files of proposals outside the native backend's feature set."""
 
-NEEDS_SHARED_IMPORTS = {
-    "elem": 6, "imports4": 2, "linking": 21, "linking0": 1, "linking1": 2, "linking3": 4,
-    "load1": 5, "table_grow": 2,
-}
-"""Files with commands that import a memory or table *shared* with another instance
-(registered modules), which the native runtime does not support yet: the number
-of commands that fail for that reason."""
-
-CRASHERS = {"imports", "imports0"}
-"""Files whose harness needs shared memories/tables before anything runs."""
-
 FILES = [n for n in wast_names() if not PROPOSALS.match(n)]
 
 
@@ -51,8 +42,6 @@ def test_spec_file(wast: str, native, request: pytest.FixtureRequest,  # type: i
 
     from .spec_exec import SpecRunner
 
-    if wast in CRASHERS:
-        pytest.xfail("needs memories/tables shared between instances")
     root = spec_dir()
     assert root is not None
     cache_provider = getattr(request.config, "cache", None)
@@ -63,9 +52,6 @@ def test_spec_file(wast: str, native, request: pytest.FixtureRequest,  # type: i
     options = CompileOptions(cache=False, opt_level=1)
     result = SpecRunner(json_path, native, options).run()
     SPEC_RESULTS[wast] = result
-    expected_failures = NEEDS_SHARED_IMPORTS.get(wast, 0)
-    if result.failures and len(result.failures) <= expected_failures:
-        pytest.xfail(f"{len(result.failures)} command(s) need shared memories/tables")
     if result.failures:
         listed = "\n  ".join(result.failures[:25])
         pytest.fail(f"{wast}.wast: {len(result.failures)} failure(s):\n  {listed}",

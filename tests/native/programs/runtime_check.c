@@ -1,7 +1,9 @@
 /* runtime_check.c -- drives the C runtime (cext/runtime.c, cext/wasi.c) without Python or
  * the JIT, so it can run under AddressSanitizer/UBSan: memories, tables, segments, bulk
- * operations at their bounds, traps unwinding through rt_invoke, and the WASI functions
- * on a temporary preopened directory. Prints "ok N" and exits 0 when every check holds. */
+ * operations at their bounds, traps unwinding through rt_invoke, memories and tables
+ * shared between contexts (freed with the last reference), calls across contexts
+ * (rt_enter/rt_leave, and traps unwinding through them), and the WASI functions on a
+ * temporary preopened directory. Prints "ok N" and exits 0 when every check holds. */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +40,54 @@ static void nested(rt_ctx *ctx, uint64_t *io) {
     io[0] = (uint64_t)k;
 }
 
+/* Cross-context calls: `other` is the callee's context, as a funcref would carry it. */
+static rt_ctx *other;
+static void foreign_trapper(rt_ctx *ctx, uint32_t depth) {
+    rt_trap(ctx, RT_TRAP_UNREACHABLE, 1, 2, depth);
+}
+static void crossing(rt_ctx *ctx, uint64_t *io) {
+    rt_link link;
+    other->fuel = 5;
+    rt_enter(ctx, other, &link, 4);
+    io[1] = other->stack_limit == ctx->stack_limit && other->link == &link && other->fuel == 100;
+    other->fuel -= 10; /* the callee spends the caller's fuel */
+    rt_leave(ctx, other, &link);
+    io[2] = ctx->fuel == 90 && other->fuel == 5 && other->link == NULL;
+    rt_enter(ctx, other, &link, 4);
+    foreign_trapper(other, 4);
+}
+
+static void check_sharing(void) {
+    rt_ctx *a = rt_ctx_new(1, 1, 0, 0, 0, 0, 10), *b = rt_ctx_new(1, 1, 0, 0, 0, 0, 10);
+    CHECK(a && b);
+    rt_memory *m = rt_memory_new(1, 4);
+    rt_table *t = rt_table_new(2, 8);
+    CHECK(m && t && m->refs == 1 && t->refs == 1);
+    CHECK(rt_memory_new(5, 4) == NULL && rt_table_new(20000000u, 30000000u) == NULL);
+    CHECK(rt_memory_attach(a, 0, m) == 0 && rt_memory_attach(b, 0, m) == 0 && m->refs == 3);
+    CHECK(rt_table_attach(a, 0, t) == 0 && rt_table_attach(b, 0, t) == 0 && t->refs == 3);
+    CHECK(rt_memory_attach(a, 1, m) == -1 && rt_table_attach(a, 1, t) == -1);
+    rt_memory_release(m);
+    rt_table_release(t);
+    CHECK(rt_memory_grow(a, 0, 1) == 1 && b->mems[0]->size == 2 * 65536);
+    CHECK(rt_table_grow(b, 0, 7, 3) == 2 && a->tables[0]->size == 5 && a->tables[0]->elems[4] == 7);
+    a->mems[0]->base[2 * 65536 - 1] = 3;
+    rt_ctx_free(a); /* b still holds both */
+    CHECK(b->mems[0]->base[2 * 65536 - 1] == 3 && b->tables[0]->elems[4] == 7);
+    CHECK(rt_memory_fill(b, 0, 0, 1, 2 * 65536) == 0 && rt_table_fill(b, 0, 0, 9, 5) == 0);
+
+    /* A call into another context, returning and trapping. */
+    other = rt_ctx_new(0, 0, 0, 0, 0, 0, 10);
+    b->fuel = 100;
+    uint64_t io[4] = {0};
+    CHECK(rt_invoke(b, (void *)crossing, io) == RT_TRAP_UNREACHABLE);
+    CHECK(io[1] == 1 && io[2] == 1);
+    CHECK(b->trap_func == -1 && b->trap_depth == 4 && b->trap_origin == other);
+    CHECK(other->link == NULL && other->fuel == 5 && b->jb == NULL);
+    rt_ctx_free(other);
+    rt_ctx_free(b);
+}
+
 int main(void) {
     rt_ctx *ctx = rt_ctx_new(2, 2, 1, 1, 1, 1, 100);
     CHECK(ctx != NULL);
@@ -47,8 +97,8 @@ int main(void) {
     CHECK(rt_memory_grow(ctx, 0, 2) == -1);
     CHECK(rt_memory_grow(ctx, 0, 0xFFFFFFFFu) == -1);
     CHECK(rt_memory_grow(ctx, 1, 1) == -1);
-    CHECK(ctx->mems[0].size == 2 * 65536);
-    ctx->mems[0].base[2 * 65536 - 1] = 9;
+    CHECK(ctx->mems[0]->size == 2 * 65536);
+    ctx->mems[0]->base[2 * 65536 - 1] = 9;
     CHECK(rt_memory_fill(ctx, 0, 0, 0xAB, 2 * 65536) == 0);
     CHECK(rt_memory_fill(ctx, 0, 1, 0, 2 * 65536) == RT_TRAP_MEMORY_OOB);
     CHECK(rt_memory_fill(ctx, 0, 0xFFFFFFFFu, 0, 2) == RT_TRAP_MEMORY_OOB);
@@ -56,7 +106,7 @@ int main(void) {
     CHECK(rt_memory_copy(ctx, 0, 0, 0, 2 * 65536 - 5, 6) == RT_TRAP_MEMORY_OOB);
     CHECK(rt_memory_copy(ctx, 1, 0, 0, 0, 1) == RT_TRAP_MEMORY_OOB);
     CHECK(rt_segment_setup(ctx, 0, 0, (const uint8_t *)"hello", 5) == 0);
-    CHECK(rt_memory_init(ctx, 0, 0, 100, 1, 4) == 0 && memcmp(ctx->mems[0].base + 100, "ello", 4) == 0);
+    CHECK(rt_memory_init(ctx, 0, 0, 100, 1, 4) == 0 && memcmp(ctx->mems[0]->base + 100, "ello", 4) == 0);
     CHECK(rt_memory_init(ctx, 0, 0, 100, 2, 4) == RT_TRAP_MEMORY_OOB);
     rt_data_drop(ctx, 0);
     CHECK(rt_memory_init(ctx, 0, 0, 100, 0, 1) == RT_TRAP_MEMORY_OOB);
@@ -66,14 +116,14 @@ int main(void) {
     CHECK(rt_table_grow(ctx, 0, 7, 2) == 2);
     CHECK(rt_table_grow(ctx, 0, 7, 1) == -1);
     CHECK(rt_table_grow(ctx, 1, 0, 0xFFFFFFFFu) == -1);
-    CHECK(ctx->tables[0].elems[3] == 7);
-    CHECK(rt_table_fill(ctx, 0, 1, 5, 3) == 0 && ctx->tables[0].elems[1] == 5);
+    CHECK(ctx->tables[0]->elems[3] == 7);
+    CHECK(rt_table_fill(ctx, 0, 1, 5, 3) == 0 && ctx->tables[0]->elems[1] == 5);
     CHECK(rt_table_fill(ctx, 0, 2, 5, 3) == RT_TRAP_TABLE_OOB);
     CHECK(rt_table_copy(ctx, 0, 0, 0, 1, 3) == 0);
     CHECK(rt_table_copy(ctx, 1, 0, 0, 0, 1) == RT_TRAP_TABLE_OOB);
     uint64_t refs[2] = {11, 12};
     CHECK(rt_segment_setup(ctx, 1, 0, (const uint8_t *)refs, 2) == 0);
-    CHECK(rt_table_init(ctx, 0, 0, 2, 0, 2) == 0 && ctx->tables[0].elems[3] == 12);
+    CHECK(rt_table_init(ctx, 0, 0, 2, 0, 2) == 0 && ctx->tables[0]->elems[3] == 12);
     CHECK(rt_table_init(ctx, 0, 0, 3, 0, 2) == RT_TRAP_TABLE_OOB);
     rt_elem_drop(ctx, 0);
     CHECK(rt_table_init(ctx, 0, 0, 0, 0, 1) == RT_TRAP_TABLE_OOB);
@@ -90,7 +140,7 @@ int main(void) {
     ctx->wasi = w;
     CHECK(rt_wasi_add_arg(w, "prog") == 0 && rt_wasi_add_arg(w, "arg1") == 0);
     CHECK(rt_wasi_preopen(w, dir, "/sandbox") == 0);
-    uint8_t *mem = ctx->mems[0].base;
+    uint8_t *mem = ctx->mems[0]->base;
     CHECK(rt_wasi_args_sizes_get(ctx, 0, 4) == 0 && *(uint32_t *)mem == 2);
     CHECK(rt_wasi_args_get(ctx, 16, 64) == 0 && strcmp((char *)mem + 64, "prog") == 0);
     CHECK(rt_wasi_args_get(ctx, 2 * 65536 - 4, 64) != 0);
@@ -126,6 +176,7 @@ int main(void) {
     ctx->wasi = NULL;
     rt_wasi_free(w);
     rt_ctx_free(ctx);
+    check_sharing();
     printf("%s %d checks, %d failed\n", failed ? "FAILED" : "ok", checks, failed);
     return failed != 0;
 }
