@@ -738,8 +738,23 @@ class WasmInstance:
             frames[0] = loc
             self._stopped_in(frames, began=began)
         else:
+            if kind == "unreachable" and frames:
+                frames[0] = self._folded_unreachable(frames[0])
             self._stopped_in(frames, entered=self._entered(t))
         return Trap(kind, frames[0] if frames else None, frames)
+
+    def _folded_unreachable(self, loc: Location) -> Location:
+        """Cranelift folds ``if`` + an arm that is only ``unreachable`` into one
+        conditional trap carrying the ``if``'s offset: the trap is the arm's."""
+        if not self.module.num_imported_funcs <= loc.func < self.module.num_funcs:
+            return loc
+        instrs = self.module.function(loc.func).instrs
+        pcs = self.layout.pcs.get(loc.func) or [ins.pc for ins in instrs]
+        index = bisect.bisect_left(pcs, loc.pc)
+        if (index + 1 < len(instrs) and instrs[index].op.name == "if"
+                and instrs[index + 1].op.name == "unreachable"):
+            return Location(loc.func, instrs[index + 1].pc)
+        return loc
 
     def _entered(self, t: Exception) -> bool:
         """Whether the innermost frame got past its function's entry check: a trap
