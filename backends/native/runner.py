@@ -867,7 +867,7 @@ class NativeInstance(WasmInstance):
         obj = self._objects.get(key)
         if obj is not None:
             return obj
-        ffi, lib, ctx = self._ffi, self._lib, self._ctx
+        lib, ctx = self._lib, self._ctx
         if e.kind == "memory":
             ptr = ctx.mems[e.index]
             lib.rt_memory_retain(ptr)
@@ -883,7 +883,6 @@ class NativeInstance(WasmInstance):
             self._keep = True  # the object (and importers of a mutable one) read our slot
         else:  # pragma: no cover - tags (exceptions) are rejected before
             raise ProbesError(f"cannot export a {e.kind}")
-        _ = ffi
         self._objects[key] = obj
         return obj
 
