@@ -1034,10 +1034,10 @@ class NativeInstance(WasmInstance):
         top = frames[0] if frames else None
         if top is not None and top.func in self.layout.pcs and kind != TRAP["stack"]:
             _first, index = self._block_of(top)
-            # Fuel and interrupt checks stop a call before it begins (a loop: after).
-            began = kind not in (TRAP["fuel"], TRAP["interrupt"]) or \
-                self.module.function(top.func).instrs[index].op.name == "loop"
-            point = _TrapPoint(top.func, index, began)
+            # Fuel and interrupt checks sit after a loop and just before a call, where
+            # the call has begun (wasmtime checks at the callee's entry): every kind
+            # of trap stops at an instruction that began.
+            point = _TrapPoint(top.func, index, True)
             self._stopped_at([point], point)
         name = TRAP_NAMES.get(kind, "trap")
         return Trap(name, top, frames)

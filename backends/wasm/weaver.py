@@ -411,7 +411,7 @@ class _Weaver:
         # Entry site: before the first instruction, once per call.
         entry = probes_at.get(ENTRY, [])
         out += self.site_code(Location(f.index, ENTRY), entry, ftype, f, temp, ())
-        fuel_first, fuel_mid = self.fuel_code(f, temp) if self.fuel else ({}, {})
+        fuel_first, fuel_mid, fuel_last = self.fuel_code(f, temp) if self.fuel else ({}, {}, {})
         for i, ins in enumerate(instrs):
             code = fuel_first.get(i)
             if code:
@@ -425,6 +425,9 @@ class _Weaver:
             code = flags_before.get(i)
             if code:
                 out += code
+            code = fuel_last.get(i)
+            if code:
+                out += code
             out.append(ins)
 
         exit_probes = probes_at.get(EXIT, [])
@@ -434,18 +437,20 @@ class _Weaver:
         return out, groups
 
     def fuel_code(self, f: Function, temp  # type: ignore[no-untyped-def]
-                  ) -> tuple[dict[int, list[Instr]], dict[int, list[Instr]]]:
+                  ) -> tuple[dict[int, list[Instr]], dict[int, list[Instr]],
+                             dict[int, list[Instr]]]:
         """The instruction budget of one body (`CompileOptions.fuel`), as the native
         lowering meters it: each straight-line run's cost (the program's own
         instructions only) is charged before the control instruction that ends it;
-        the budget is checked before calls (the call has not begun when it traps)
-        and at loop headers (reported at the ``loop``). Returns code to emit before
-        an instruction's probes (loop checks, which must precede the body's
-        counters) and code to emit after them (charges and call checks, which
-        must precede the coverage flags)."""
+        the budget is checked at loop headers (reported at the ``loop``) and just
+        before calls (reported at the call, which has begun: as on wasmtime,
+        whose check is at the callee's entry). Returns code to emit before an
+        instruction's probes (loop checks, ahead of the body's counters), after
+        them (charges) and after its coverage flag (call checks)."""
         g = self.fuel_global
         first: dict[int, list[Instr]] = {}
         mid: dict[int, list[Instr]] = {}
+        last: dict[int, list[Instr]] = {}
 
         def check(loc: Location, began: bool) -> list[Instr]:
             # wasmtime reports the trap at the `if` (Cranelift folds it into a
@@ -469,13 +474,13 @@ class _Weaver:
                 code += [_ins("global.get", g), _ins("i64.const", cost), _ins("i64.sub"),
                          _ins("global.set", g)]
                 cost = 0
-            if name in ("call", "call_indirect"):
-                code += check(Location(f.index, ins.pc), False)
             if code:
                 mid[i] = code
+            if name in ("call", "call_indirect"):
+                last[i] = check(Location(f.index, ins.pc), True)
             if name == "loop":
                 first[i + 1] = check(Location(f.index, ins.pc), True)
-        return first, mid
+        return first, mid, last
 
     def site_code(self, loc: Location, probes: list[Probe], ftype: FuncType, f: Function,
                   temp, stack: tuple[ValType, ...]) -> list[Instr]:  # type: ignore[no-untyped-def]

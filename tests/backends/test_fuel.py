@@ -82,16 +82,17 @@ def test_a_budget_stops_both_backends_at_the_same_place(program: str, budget: in
     assert _inconsistent(wasm.profile) == []
     for other in backends[1:]:
         assert _comparable(results[other].profile) == _comparable(wasm.profile), other
+        assert results[other].profile.coverage == wasm.profile.coverage, other
 
 
-@pytest.mark.xfail(strict=True, reason="native checks the budget after the woven coverage "
-                   "flag of a block ending in a call, so a budget that runs out right "
-                   "before the call reports the call covered (its count is 0)")
-def test_native_coverage_when_the_budget_runs_out_before_a_call() -> None:
-    if "native" not in _available():
-        raise AssertionError("needs the native backend")  # keeps the strict xfail honest
-    r = run(EXAMPLES / "fib.wasm", ["icount", "coverage", "timeout:n=150"], backend="native",
-            argv=["fib"], stdout="/dev/null")
+@pytest.mark.parametrize("budget", [150, 151, 152, 153])
+def test_coverage_agrees_with_counts_when_the_budget_runs_out_at_a_call(backend: Any,
+                                                                         budget: int) -> None:
+    """fib.wasm's budget of 150 runs out just before a call: the call has begun
+    (counted, and its block's coverage flag set) on every backend."""
+    r = run(EXAMPLES / "fib.wasm", ["icount", "coverage", f"timeout:n={budget}"],
+            backend=backend.name, argv=["fib"], stdout="/dev/null")
+    assert r.trap is not None and r.trap.kind == "out of fuel"
     assert _inconsistent(r.profile) == []
 
 
