@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from probes.ir import Module, decode
 from probes.ir.loader import wat_to_wasm
 

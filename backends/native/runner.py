@@ -802,7 +802,6 @@ class NativeInstance(WasmInstance):
 
     def _eval_const(self, expr: tuple[Instr, ...]) -> int:
         stack: list[int] = []
-        ctx = self._ctx
         for ins in expr:
             name = ins.op.name
             if name == "end":

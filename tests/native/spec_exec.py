@@ -24,7 +24,13 @@ from typing import Any
 
 from probes.backends.base import CompileOptions
 from probes.backends.native.runner import (
-    ExternRef, NativeBackend, NativeGlobal, NativeInstance, NativeMemory, NativeTable, to_bits,
+    ExternRef,
+    NativeBackend,
+    NativeGlobal,
+    NativeInstance,
+    NativeMemory,
+    NativeTable,
+    to_bits,
 )
 from probes.ir import LinkError, ProbesError, Trap, UnsupportedFeature, decode
 from probes.ir.types import F32, F64, I32, I64
