@@ -154,7 +154,27 @@ def sig_id(ft: FuncType) -> int:
         return _SIG_IDS.setdefault(ft, len(_SIG_IDS))
 
 
-class NativeMemory:
+class _Bytes:
+    """Bounds-checked reads and writes over ``view()``, as a wasmtime Memory has them
+    (the store argument is ignored)."""
+
+    def view(self) -> Any:
+        raise NotImplementedError
+
+    def read(self, store: Any, start: int, end: int) -> bytes:
+        view = self.view()
+        if start < 0 or end > len(view) or start > end:
+            raise ProbesError(f"memory read [{start}, {end}) out of bounds")
+        return bytes(view[start:end])
+
+    def write(self, store: Any, data: bytes, offset: int) -> None:
+        view = self.view()
+        if offset < 0 or offset + len(data) > len(view):
+            raise ProbesError(f"memory write at {offset} out of bounds")
+        view[offset:offset + len(data)] = data
+
+
+class NativeMemory(_Bytes):
     """A linear memory of the C runtime, shareable between instances.
 
     ``inst.export(name)`` gives an instance's; `NativeMemory.new` a standalone one.
@@ -191,17 +211,6 @@ class NativeMemory:
     def view(self) -> Any:
         return self._rt.ffi.buffer(self._ptr.base, self._ptr.size)
 
-    def read(self, store: Any, start: int, end: int) -> bytes:
-        view = self.view()
-        if start < 0 or end > len(view) or start > end:
-            raise ProbesError(f"memory read [{start}, {end}) out of bounds")
-        return bytes(view[start:end])
-
-    def write(self, store: Any, data: bytes, offset: int) -> None:
-        view = self.view()
-        if offset < 0 or offset + len(data) > len(view):
-            raise ProbesError(f"memory write at {offset} out of bounds")
-        view[offset:offset + len(data)] = data
 
 
 class NativeTable:
@@ -518,7 +527,7 @@ class NativeExecutable:
 
 # -- running --------------------------------------------------------------------------------------
 
-class _StateMemory:
+class _StateMemory(_Bytes):
     """A runtime memory seen through the interface of a wasmtime Memory (store ignored)."""
 
     def __init__(self, inst: NativeInstance, index: int) -> None:
@@ -538,17 +547,6 @@ class _StateMemory:
     def data_len(self, store: Any = None) -> int:
         return int(self._inst._ctx.mems[self._index].size)
 
-    def read(self, store: Any, start: int, end: int) -> bytes:
-        view = self.view()
-        if start < 0 or end > len(view) or start > end:
-            raise ProbesError(f"memory read [{start}, {end}) out of bounds")
-        return bytes(view[start:end])
-
-    def write(self, store: Any, data: bytes, offset: int) -> None:
-        view = self.view()
-        if offset < 0 or offset + len(data) > len(view):
-            raise ProbesError(f"memory write at {offset} out of bounds")
-        view[offset:offset + len(data)] = data
 
 
 class NativeInstance(WasmInstance):
