@@ -73,7 +73,7 @@ def _wasmtime_runner(wasm: bytes) -> tuple[Callable[[], None], float]:
 
     from probes.backends.wasm.runner import _engine
 
-    engine = _engine(False)
+    engine = _engine()
     t = time.perf_counter()
     module = wasmtime.Module(engine, wasm)
     compile_s = time.perf_counter() - t

@@ -64,6 +64,7 @@ from ...ir.types import F64 as W_F64
 from ...ir.types import I32 as W_I32
 from ...ir.types import I64 as W_I64
 from ...ir.types import FuncType, ValType
+from ..base import FUEL_BY_OPERAND, FUEL_FLUSH, FUEL_FREE
 
 __all__ = ["lower", "LowerConfig", "Lowered", "LOWERINGS", "UNSUPPORTED", "check_coverage",
            "TRAP", "type_ids", "func_symbol", "WRAPPER_PREFIX", "INIT_SYMBOL",
@@ -192,14 +193,6 @@ class Lowered:
     """WASI C functions referenced."""
 
 
-FUEL_FREE = frozenset(["nop", "drop", "block", "loop", "end", "else", "return", "unreachable"])
-"""Instructions wasmtime's fuel metering does not charge."""
-FUEL_BY_OPERAND = frozenset(["memory.copy", "memory.fill", "memory.grow"])
-"""Instructions that also cost their last operand (bytes moved, pages asked for)."""
-_FUEL_FLUSH = frozenset(["block", "loop", "if", "else", "end", "br", "br_if", "br_table",
-                         "return", "call", "call_indirect", "unreachable"])
-"""Instructions before which the accumulated fuel cost is subtracted (control may
-leave the straight-line run there)."""
 
 # -- the opcode dispatch ------------------------------------------------------------------------
 
@@ -633,7 +626,7 @@ class _FuncLowering:
                 self._fuel_cost += 1
             if name in FUEL_BY_OPERAND and self.live:
                 self.burn(self.b.zext(self.stack[-1], I64))
-        if name in _FUEL_FLUSH:
+        if name in FUEL_FLUSH:
             self.flush_fuel()
 
     def burn(self, amount: ir.Value) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -59,14 +60,15 @@ class _ProbeTrap(Exception):
         self.loc = loc
 
 
-_ENGINES: dict[tuple[bool, bool], wasmtime.Engine] = {}
+_ENGINES: dict[bool, wasmtime.Engine] = {}
 _ENGINE_LOCK = threading.Lock()
 
 
-def _engine(fuel: bool = False, interruptible: bool = False) -> wasmtime.Engine:
-    """The shared engine for a configuration (compiled code belongs to its engine)."""
+def _engine(interruptible: bool = False) -> wasmtime.Engine:
+    """The shared engine for a configuration (compiled code belongs to its engine).
+    Budgets are metered by the woven code, never by wasmtime's fuel."""
     with _ENGINE_LOCK:
-        eng = _ENGINES.get((fuel, interruptible))
+        eng = _ENGINES.get(interruptible)
         if eng is None:
             cfg = wasmtime.Config()
             cfg.wasm_multi_memory = True
@@ -74,9 +76,8 @@ def _engine(fuel: bool = False, interruptible: bool = False) -> wasmtime.Engine:
             cfg.wasm_bulk_memory = True
             cfg.wasm_reference_types = True
             cfg.wasm_multi_value = True
-            cfg.consume_fuel = fuel
             cfg.epoch_interruption = interruptible
-            eng = _ENGINES[(fuel, interruptible)] = wasmtime.Engine(cfg)
+            eng = _ENGINES[interruptible] = wasmtime.Engine(cfg)
         return eng
 
 
@@ -135,13 +136,13 @@ class _CtrlC:
         os.close(r)
 
 
-def _compile_cached(engine: wasmtime.Engine, wasm: bytes, options: CompileOptions,
-                    fuel: bool) -> wasmtime.Module:
+def _compile_cached(engine: wasmtime.Engine, wasm: bytes,
+                    options: CompileOptions) -> wasmtime.Module:
     """wasmtime compile, cached on disk by content hash and wasmtime version."""
     if not options.cache:
         return wasmtime.Module(engine, wasm)
     version = importlib.metadata.version("wasmtime")
-    flavour = f"|{version}|{fuel}|{options.interruptible}"
+    flavour = f"|{version}|{options.interruptible}"
     key = hashlib.sha256(wasm + flavour.encode()).hexdigest()[:32]
     cache_dir = Path(options.cache_dir or CACHE_DIR) / "wasmtime"
     path = cache_dir / f"{key}.cwasm"
@@ -175,9 +176,9 @@ class WasmBackend:
         # by wasmtime's fuel, which would charge the probes' instructions too.
         woven = weave(module, snapshot, options.trace_capacity, options.dynamic,
                       fuel=bool(options.fuel))
-        engine = _engine(False, options.interruptible)
+        engine = _engine(options.interruptible)
         try:
-            compiled = _compile_cached(engine, woven.wasm, options, False)
+            compiled = _compile_cached(engine, woven.wasm, options)
         except wasmtime.WasmtimeError as e:
             raise ProbesError(f"wasmtime rejected the woven module: {_first_line(e)}") from None
         return WasmExecutable(module, probes, snapshot, woven, engine, compiled, options)
@@ -648,7 +649,8 @@ class WasmInstance:
                 self._finish()
                 raise pending from None
             if not isinstance(t, wasmtime.Trap):  # e.g. the host ran out of memory
-                self._stopped_in(self._frames(t), entered=self._entered(t))
+                raw = _wasm_frames(t)
+                self._stopped_in(self._locations(raw), entered=self._entered(raw))
                 self._finish()
                 raise ProbesError(f"wasmtime: {_first_line(t)}") from None
             trap = self._convert_trap(t)
@@ -729,8 +731,8 @@ class WasmInstance:
         kind = TRAP_KINDS.get(code.name if code is not None else "", "")
         if not kind:
             kind = _first_line(t).removeprefix("wasm trap: ") or "trap"
-        frames = self._frames(t)
         raw = _wasm_frames(t)
+        frames = self._locations(raw)
         budget = self.layout.fuel_traps.get(raw[0]) if raw else None
         if budget is not None:  # a woven budget check
             kind = "out of fuel"
@@ -740,7 +742,7 @@ class WasmInstance:
         else:
             if kind == "unreachable" and frames:
                 frames[0] = self._folded_unreachable(frames[0])
-            self._stopped_in(frames, entered=self._entered(t))
+            self._stopped_in(frames, entered=self._entered(raw))
         return Trap(kind, frames[0] if frames else None, frames)
 
     def _folded_unreachable(self, loc: Location) -> Location:
@@ -756,11 +758,10 @@ class WasmInstance:
             return Location(loc.func, instrs[index + 1].pc)
         return loc
 
-    def _entered(self, t: Exception) -> bool:
-        """Whether the innermost frame got past its function's entry check: a trap
-        at a woven offset before the body's first original instruction stopped
-        before the entry counters and probes ran."""
-        raw = _wasm_frames(t)
+    def _entered(self, raw: list[tuple[int, int]]) -> bool:
+        """Whether the innermost of the raw frames (`_wasm_frames`) got past its
+        function's entry check: a trap at a woven offset before the body's first
+        original instruction stopped before the entry counters and probes ran."""
         if not raw:
             return True
         func, offset = raw[0]
@@ -769,8 +770,11 @@ class WasmInstance:
 
     def _frames(self, t: Exception) -> list[Location]:
         """The guest frames of a trap or error at original locations, innermost first."""
+        return self._locations(_wasm_frames(t))
+
+    def _locations(self, raw: list[tuple[int, int]]) -> list[Location]:
         frames = []
-        for func, offset in _wasm_frames(t):
+        for func, offset in raw:
             loc = self._original_location(func, offset)
             if loc is not None:
                 frames.append(loc)
@@ -793,6 +797,7 @@ _RAW_FIELDS = {"i32": "i32", "i64": "i64", "f32": "f32", "f64": "f64"}
 _NULL_FINALIZER: Any = None
 
 
+@functools.cache
 def raw_host_calls() -> bool:
     """Whether this wasmtime-py has the unchecked host-function API `_raw_host_func`
     uses (host calls that keep the trap's frames and cost ~0.5 µs, not ~2.5 µs)."""
