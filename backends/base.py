@@ -6,14 +6,16 @@ runs per backend.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..ir import Module, ProbesError
+from ..ir import Module, ProbesError, validate
 from ..probeset import ProbeSet
 
 __all__ = ["Backend", "Executable", "Instance", "CompileOptions", "WasiOptions", "get_backend",
-           "BACKENDS", "TABLE_ELEMENTS_LIMIT", "FUEL_FREE", "FUEL_BY_OPERAND", "FUEL_FLUSH"]
+           "BACKENDS", "TABLE_ELEMENTS_LIMIT", "FUEL_FREE", "FUEL_BY_OPERAND", "FUEL_FLUSH",
+           "check_module"]
 
 FUEL_FREE = frozenset(["nop", "drop", "block", "loop", "end", "else", "return", "unreachable"])
 """Instructions wasmtime's fuel metering does not charge (every other costs 1, and a
@@ -30,6 +32,19 @@ TABLE_ELEMENTS_LIMIT = 10_000_000
 """Most elements a table may hold (80 MB of references): beyond it, ``table.grow``
 returns -1 and instantiation fails, on every backend (cext/runtime.c MAX_TABLE).
 Unlimited, one ``table.grow`` could make the host allocate and zero 32 GB."""
+
+
+_VALID: weakref.WeakSet[Module] = weakref.WeakSet()
+
+
+def check_module(module: Module) -> None:
+    """Validate ``module`` before a backend compiles it (once per Module object).
+    The woven module is validated again by its engine, but that cannot catch
+    everything: an index one past the program's memories, tables or globals
+    names what the weaver appends."""
+    if module not in _VALID:
+        validate(module)
+        _VALID.add(module)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,15 @@ such a point, or it is that block up to the point. Links compose: if
 (Chains across calls would need every frame of the final stack; wasmtime
 reports at most 20.)
 
+A class needs no flag at all when its last block ``Y`` does not end in a call,
+and each of its successors is a block that ``Y`` strictly dominates (so not
+the exit and not ``Y`` again): an activation that completed ``Y`` entered one
+of them, and entering one of them proves ``Y`` completed. Such a class ran iff
+one of those successors began, or a stop proves part of it ran as above
+(`CoverageClasses.implied`). This is the dominator-tree view of coverage
+(Agrawal, "Dominators, Super Blocks, and Program Coverage", 1994) kept exact
+under traps: flags end up at the blocks whose completion nothing later shows.
+
 Dominators are Cooper, Harvey and Kennedy's iterative algorithm ("A Simple,
 Fast Dominance Algorithm", 2001) on reverse postorder.
 """
@@ -143,6 +152,9 @@ class CoverageClasses:
     """The block whose completion sets each block's flag (itself when alone)."""
     idom: list[int]
     """Immediate dominator of each block (-1: the entry, or unreachable)."""
+    implied: list[list[int] | None]
+    """For a class's last block: its successors, when the class needs no flag
+    because it completed iff one of them began; else None."""
 
     @property
     def merged(self) -> bool:
@@ -226,4 +238,10 @@ def coverage_classes(instrs: list[Instr], blocks: list[CountingBlock]) -> Covera
             while link[y] >= 0:
                 y = link[y]
             last[x] = y
-    return CoverageClasses(last, [d if d != k else -1 for k, d in enumerate(idom[:n])])
+    implied: list[list[int] | None] = [None] * n
+    for y in range(n):
+        if (last[y] == y and not calls[y] and graph[y]
+                and all(w != exit_node and w != y and dominates(y, w) for w in graph[y])):
+            implied[y] = list(graph[y])
+    return CoverageClasses(last, [d if d != k else -1 for k, d in enumerate(idom[:n])],
+                           implied)

@@ -545,6 +545,9 @@ def _layout_json(woven: Any) -> dict[str, Any]:
         "coverage_flags": [{"func": f, "first_instr": i, "offset": off,
                             "pc": lay.pcs[f][i]} for (f, i), off in
                            sorted(lay.cov_flags.items())],
+        "coverage_implied": [{"func": f, "first_instr": i, "pc": lay.pcs[f][i],
+                              "after_pcs": [lay.pcs[f][j] for j in after]}
+                             for (f, i), after in sorted(lay.cov_implied.items())],
         "histograms": [{"offset": off, "slots": n} for off, n in lay.histograms.values()],
         "callback_sites": [{"func": s.loc.func, "pc": s.loc.pc, "slot": s.slot}
                            for s in lay.sites],

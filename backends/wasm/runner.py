@@ -27,7 +27,7 @@ from ...probe import (
     TraceProbe,
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
-from ..base import TABLE_ELEMENTS_LIMIT, CompileOptions, WasiOptions
+from ..base import TABLE_ELEMENTS_LIMIT, CompileOptions, WasiOptions, check_module
 from .weaver import START_EXPORT, STATE_EXPORT, TABLE_EXPORT, Layout, Woven, weave
 
 __all__ = ["WasmBackend", "WasmExecutable", "WasmInstance"]
@@ -170,6 +170,7 @@ class WasmBackend:
     def compile(self, module: Module, probes: ProbeSet | None = None,
                 options: CompileOptions | None = None) -> WasmExecutable:
         options = options or CompileOptions()
+        check_module(module)
         probes = probes if probes is not None else ProbeSet(module)
         snapshot = probes.copy()
         # The budget is metered by the woven code (probe code costs nothing), not
@@ -406,14 +407,24 @@ class WasmInstance:
             off = self.layout.site_flags.get(loc)
             return off is not None and self._u8(off) != 0
         first, index = self._block_of(loc)
-        off = self.layout.cov_flags.get((loc.func, first))
-        if off is None:
-            return False
-        if self._u8(off):
-            return True
+        return self._block_covered(loc.func, first, index)
+
+    def _block_covered(self, func: int, first: int, index: int) -> bool:
+        off = self.layout.cov_flags.get((func, first))
+        if off is not None:
+            if self._u8(off):
+                return True
+        else:
+            after = self.layout.cov_implied.get((func, first))
+            if after is None:
+                return False
+            # No flag: the class completed iff a block after it began (these are
+            # dominated by it, so this recursion ends).
+            if any(self._block_covered(func, b, b) for b in after):
+                return True
         # The class never completed: where runs stopped shows what of it ran
         # (ir/dominance.py).
-        return self._ran.covers(loc.func, first, index)
+        return self._ran.covers(func, first, index)
 
     def _firsts_of(self, func: int) -> list[int]:
         firsts = self._firsts.get(func)

@@ -113,10 +113,13 @@ class Layout:
     cov_flags: dict[tuple[int, int], int] = field(default_factory=dict)
     """(func, block first index) -> flag byte set when the block's coverage class
     reaches its last instruction (blocks of one class share the byte)."""
+    cov_implied: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
+    """(func, block first index) -> first indices of the blocks after its class,
+    for classes with no flag: the class ran iff one of them began."""
     cov_idom: dict[int, list[int]] = field(default_factory=dict)
     """func -> immediate dominator of each counting block (by position), for the
-    functions whose coverage classes merge blocks: the host completes those
-    classes from the innermost frame when a run stops."""
+    functions whose coverage classes merge blocks or go without a flag: the host
+    completes those classes from the innermost frame when a run stops."""
     site_flags: dict[Location, int] = field(default_factory=dict)
     """Entry/exit sites -> coverage flag offset."""
     histograms: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -360,17 +363,26 @@ class _Weaver:
         if want_cov:
             # One store just before the last instruction of each coverage class
             # (a chain of blocks, see ir/dominance.py): set means the whole class
-            # ran; a class cut short is completed from the stack by the host.
+            # ran; a class cut short is completed from the stack by the host. A
+            # class whose completion shows in the blocks after it gets no store.
             last_of = list(range(len(blocks)))
+            implied: list[list[int] | None] = [None] * len(blocks)
+            pos_of = {b.first: k for k, b in enumerate(blocks)}
             if self.coverage_classes and len(want_cov) > 1:
                 classes = dominance.coverage_classes(instrs, blocks)
-                if classes.merged:
+                # Successors tell only if their own coverage is tracked.
+                implied = [s if s is not None and all(blocks[w].first in want_cov for w in s)
+                           else None for s in classes.implied]
+                if classes.merged or any(implied):
                     last_of = classes.last
                     layout.cov_idom[f.index] = classes.idom
-            pos_of = {b.first: k for k, b in enumerate(blocks)}
             flag_of: dict[int, int] = {}
             for first in sorted(want_cov):
                 last = last_of[pos_of[first]]
+                after = implied[last]
+                if after is not None:
+                    layout.cov_implied[(f.index, first)] = tuple(blocks[w].first for w in after)
+                    continue
                 off = flag_of.get(last)
                 if off is None:
                     off = flag_of[last] = layout.alloc(1, 1)

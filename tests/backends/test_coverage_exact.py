@@ -96,9 +96,11 @@ def test_coverage_matches_counts_however_the_run_stops(backend: Any, arg: int, e
     inst = backend.compile(m, ps, compile_options).instantiate(wasi=WasiOptions())
     assert _outcome(inst, "run", arg) == expected
     assert _disagreements(pairs) == []
-    # Non-vacuous: $calc's blocks share one flag, and a trap inside had to complete it.
-    calc = 2
-    assert set(inst.layout.cov_idom) == {calc}
+    # Non-vacuous: $calc's blocks share one flag, and a trap inside had to complete it;
+    # $mid's blocks that end in its `if`s have no flag (the arms show they ran).
+    calc, mid = 2, 3
+    assert set(inst.layout.cov_idom) == {calc, mid}
+    assert {func for func, _ in inst.layout.cov_implied} == {mid}
     if arg == 4:
         assert any(func == calc for func, _ in inst._ran.whole)
 
@@ -191,6 +193,56 @@ def test_diamonds_chain_and_calls_break_chains() -> None:
     run = m.function(4)  # straight-line calls: a stop below a call could not be completed
     blocks = counting_blocks(run.instrs)
     assert not coverage_classes(run.instrs, blocks).merged
+
+
+BR_TABLE_WAT = """(module
+  (memory 1)
+  (func (export "g") (param $x i32) (result i32) (local $r i32)
+    (local.set $r (i32.const 1))                                   ;; E
+    (block $c
+      (block $b
+        (block $a (br_table $a $b $c (local.get $x)))
+        (return (i32.div_u (i32.const 10) (local.get $x))))        ;; A (traps at x=0)
+      (local.set $r (i32.load (i32.const 70000))))                 ;; B (always traps)
+    (local.get $r)))                                               ;; C, the join
+"""
+
+
+def test_dominator_tree_leaves_carry_the_flags() -> None:
+    """A block ending in a branch to blocks it dominates gets no flag; a block
+    that loops back, ends in a call or leaves the function keeps its own."""
+    m = decode(assemble(BR_TABLE_WAT))
+    f = m.function(0)
+    blocks = counting_blocks(f.instrs)
+    classes = coverage_classes(f.instrs, blocks)
+    succs = block_successors(f.instrs, blocks)
+    assert len(succs[0]) == 3 and classes.last[0] == 0
+    assert classes.implied[0] == succs[0]                 # E: shown by A, B or C
+    assert [classes.implied[k] for k in range(1, len(blocks))] == [None] * (len(blocks) - 1)
+    m = decode(assemble(WAT))
+    mid = m.function(3)  # a block ending in a call keeps its flag: the callee may stop deep
+    blocks = counting_blocks(mid.instrs)
+    implied = coverage_classes(mid.instrs, blocks).implied
+    assert all(implied[k] is None for k, b in enumerate(blocks)
+               if mid.instrs[b.last].op.name == "call")
+    assert any(implied)
+
+
+@pytest.mark.parametrize("arg, expected", [
+    (0, ("trap", "integer divide by zero")),    # inside A: E is shown by where it stopped
+    (1, ("trap", "out of bounds memory access")),  # inside B
+    (2, ("ok", 1)), (7, ("ok", 1)),              # straight to C
+    (3, ("ok", 1)),
+])
+def test_a_class_without_flag_is_shown_by_the_blocks_after_it(
+        backend: Any, arg: int, expected: Any, compile_options: CompileOptions) -> None:
+    m = decode(assemble(BR_TABLE_WAT))
+    ps, pairs = _instrument(m)
+    inst = backend.compile(m, ps, compile_options).instantiate()
+    assert _outcome(inst, "g", arg) == expected
+    assert _disagreements(pairs) == []
+    assert (0, 0) in inst.layout.cov_implied and (0, 0) not in inst.layout.cov_flags
+    assert pairs[Location(0, m.function(0).instrs[0].pc)][0].hit
 
 
 def test_a_cycle_avoiding_the_class_end_keeps_separate_flags() -> None:

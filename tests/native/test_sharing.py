@@ -30,6 +30,7 @@ A = """
   (func $takes (param i32) (result i32) (local.get 0))
   (elem (i32.const 0) $whoami)
   (elem (i32.const 2) $trap)
+  (elem declare func $takes)
   (func (export "put_takes") (table.set (i32.const 2) (ref.func $takes)))
   (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
   (func (export "size") (result i32) (memory.size))

@@ -1,0 +1,36 @@
+"""Backends refuse invalid programs, even ones the woven module would hide."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from probes.backends.base import CompileOptions
+from probes.ir import ValidationError, decode
+from probes.monitors import create
+from probes.probeset import ProbeSet
+
+from ..conftest import assemble
+
+# Each names the index the weaver appends (its state memory, callback table and
+# fuel global), so the woven module alone would validate and run.
+INVALID = {
+    "memory": '(module (func (export "f") (result i32) (i32.load (i32.const 0))))',
+    "table": '(module (type $t (func)) '
+             '(func (export "f") (call_indirect (type $t) (i32.const 0))))',
+    "global": '(module (func (export "f") (result i64) (global.get 0)))',
+}
+
+
+@pytest.mark.parametrize("what", sorted(INVALID))
+@pytest.mark.parametrize("fuel", [0, 1000])
+def test_an_index_past_the_program_is_refused(backend: Any, what: str, fuel: int,
+                                              compile_options: CompileOptions) -> None:
+    # The text assembler resolves raw indices without checking them.
+    m = decode(assemble(INVALID[what]))
+    ps = ProbeSet(m)
+    create("coverage").attach(m, ps)
+    with pytest.raises(ValidationError, match=f"unknown {what} 0"):
+        backend.compile(m, ps, replace(compile_options, fuel=fuel))
