@@ -250,10 +250,12 @@ def test_interrupt_flag_stops_the_guest(native: Any, native_options: CompileOpti
     inst.close()
 
 
-def _installed_matches_source() -> None:
-    import probes
-
-    inst = Path(probes.__file__).resolve().parent
+def _installed_matches_source(cwd: Path) -> None:
+    # The package the subprocess below imports (from ``cwd``: not this source checkout,
+    # which ``python -m pytest`` puts first on this process's path).
+    out = subprocess.run([sys.executable, "-c", "import probes; print(probes.__file__)"],
+                         cwd=cwd, capture_output=True, text=True, check=True).stdout
+    inst = Path(out.strip()).resolve().parent
     for src, dst in (("backends/native/lower.py", "backends/native/lower.py"),
                      ("backends/native/runner.py", "backends/native/runner.py"),
                      ("cext/runtime_api.h", "cext/runtime_api.h")):
@@ -264,7 +266,7 @@ def _installed_matches_source() -> None:
 
 def test_ctrl_c_stops_a_native_guest_and_keeps_the_profile(tmp_path: Path) -> None:
     """Mirrors tests/probes/test_cli.py's wasm test with ``-b native``."""
-    _installed_matches_source()
+    _installed_matches_source(tmp_path)
     (tmp_path / "spin.wat").write_text(SPIN)
     env = dict(os.environ, PROBES_CACHE_DIR=str(tmp_path / "cache"))
     proc = subprocess.Popen(
