@@ -37,11 +37,12 @@
 #define MAX_TABLE 10000000U /* TABLE_ELEMENTS_LIMIT in backends/base.py */
 #define STACK_MARGIN (256 * 1024)
 
-rt_ctx *rt_ctx_new(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t nfuncs,
-                   uint32_t ndatas, uint32_t nelems, uint32_t max_depth) {
-    rt_ctx *ctx = calloc(1, sizeof(rt_ctx));
-    if (!ctx)
-        return NULL;
+_Static_assert(sizeof(rt_ctx) <= RT_STATE_OFFSET, "the inline state memory overlaps rt_ctx");
+_Static_assert(sizeof(((rt_ctx *)0)->mem_bases) == RT_INLINE_MEMS * sizeof(uint8_t *),
+               "RT_INLINE_MEMS and rt_ctx.mem_bases disagree");
+
+static rt_ctx *ctx_init(rt_ctx *ctx, uint32_t nmems, uint32_t ntables, uint32_t nglobals,
+                        uint32_t nfuncs, uint32_t ndatas, uint32_t nelems, uint32_t max_depth) {
     ctx->nmems = nmems;
     ctx->ntables = ntables;
     ctx->nglobals = nglobals;
@@ -49,7 +50,8 @@ rt_ctx *rt_ctx_new(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t
     ctx->ndatas = ndatas;
     ctx->nelems = nelems;
     ctx->max_depth = max_depth;
-    ctx->mems = calloc(nmems ? nmems : 1, sizeof(rt_memory *));
+    if (!ctx->mems)
+        ctx->mems = calloc(nmems ? nmems : 1, sizeof(rt_memory *));
     ctx->globals = calloc(nglobals ? nglobals : 1, sizeof(uint64_t));
     ctx->tables = calloc(ntables ? ntables : 1, sizeof(rt_table *));
     ctx->funcs = calloc(nfuncs ? nfuncs : 1, sizeof(rt_funcref));
@@ -64,12 +66,60 @@ rt_ctx *rt_ctx_new(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t
     return ctx;
 }
 
+rt_ctx *rt_ctx_new(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t nfuncs,
+                   uint32_t ndatas, uint32_t nelems, uint32_t max_depth) {
+    rt_ctx *ctx = calloc(1, sizeof(rt_ctx));
+    if (!ctx)
+        return NULL;
+    return ctx_init(ctx, nmems, ntables, nglobals, nfuncs, ndatas, nelems, max_depth);
+}
+
+rt_ctx *rt_ctx_new_inline(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t nfuncs,
+                          uint32_t ndatas, uint32_t nelems, uint32_t max_depth,
+                          uint32_t state_mem, uint64_t state_pages) {
+    if (state_mem >= nmems || state_pages == 0 || state_pages > MAX_PAGES)
+        return NULL;
+    rt_memory *m = calloc(1, sizeof(rt_memory));
+    if (!m)
+        return NULL;
+    uint64_t size = RT_STATE_OFFSET + state_pages * PAGE;
+    void *block = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (block == MAP_FAILED) {
+        free(m);
+        return NULL;
+    }
+    m->refs = 1; /* the context's */
+    m->base = (uint8_t *)block + RT_STATE_OFFSET;
+    m->size = state_pages * PAGE;
+    m->max_pages = state_pages;
+    m->block = block;
+    m->block_size = size;
+    rt_ctx *ctx = block;
+    ctx->mems = calloc(nmems, sizeof(rt_memory *));
+    if (!ctx->mems) {
+        rt_memory_release(m);
+        return NULL;
+    }
+    ctx->mems[state_mem] = m;
+    if (state_mem < RT_INLINE_MEMS) {
+        ctx->mem_objs[state_mem] = m;
+        ctx->mem_bases[state_mem] = m->base;
+    }
+    return ctx_init(ctx, nmems, ntables, nglobals, nfuncs, ndatas, nelems, max_depth);
+}
+
 void rt_ctx_free(rt_ctx *ctx) {
     if (!ctx)
         return;
+    rt_memory *inline_state = NULL; /* owns the mapping ctx lives in: released last */
     if (ctx->mems) {
-        for (uint32_t i = 0; i < ctx->nmems; i++)
-            rt_memory_release(ctx->mems[i]);
+        for (uint32_t i = 0; i < ctx->nmems; i++) {
+            rt_memory *m = ctx->mems[i];
+            if (m && m->block == (void *)ctx)
+                inline_state = m;
+            else
+                rt_memory_release(m);
+        }
     }
     if (ctx->tables) {
         for (uint32_t i = 0; i < ctx->ntables; i++)
@@ -90,7 +140,12 @@ void rt_ctx_free(rt_ctx *ctx) {
     free(ctx->frames);
     free(ctx->datas);
     free(ctx->elems);
-    free(ctx);
+    if (inline_state) {
+        memset(ctx, 0, sizeof(rt_ctx)); /* a dead context, until the memory goes */
+        rt_memory_release(inline_state);
+    } else {
+        free(ctx);
+    }
 }
 
 /* -- memories ------------------------------------------------------------------------------ */
@@ -138,7 +193,9 @@ void rt_memory_retain(rt_memory *m) {
 void rt_memory_release(rt_memory *m) {
     if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    if (m->reserved)
+    if (m->block)
+        munmap(m->block, m->block_size);
+    else if (m->reserved)
         munmap(m->base, m->reserved);
     free(m);
 }
@@ -146,9 +203,15 @@ void rt_memory_release(rt_memory *m) {
 int32_t rt_memory_attach(rt_ctx *ctx, uint32_t idx, rt_memory *m) {
     if (idx >= ctx->nmems || !m)
         return -1;
+    if (ctx->mems[idx] && ctx->mems[idx]->block == (void *)ctx)
+        return -1; /* the inline state memory stays: it holds the context */
     rt_memory_retain(m);
     rt_memory_release(ctx->mems[idx]);
     ctx->mems[idx] = m;
+    if (idx < RT_INLINE_MEMS) {
+        ctx->mem_objs[idx] = m;
+        ctx->mem_bases[idx] = m->base;
+    }
     return 0;
 }
 

@@ -27,6 +27,9 @@ typedef struct rt_memory {
     uint64_t max_pages;     /* growth limit */
     uint64_t reserved;      /* bytes of address space reserved at base */
     uint64_t refs;          /* references: contexts using it and host handles */
+    void *block;            /* an inline state memory: the mapping holding its context and
+                               its bytes (unmapped by the last release), else NULL */
+    uint64_t block_size;
 } rt_memory;
 
 typedef struct rt_funcref {
@@ -92,6 +95,8 @@ typedef struct rt_ctx {
                                funcref.type_id against it); set by the host */
     rt_link *link;          /* non-NULL while another instance's code called into this one */
     struct rt_ctx *trap_origin; /* the context whose code trapped (differs after a crossing) */
+    rt_memory *mem_objs[4]; /* mems[i] and its base for the first RT_INLINE_MEMS memories, */
+    uint8_t *mem_bases[4];  /* kept by rt_memory_attach: one load from ctx instead of three */
 } rt_ctx;
 
 typedef struct rt_wasi rt_wasi;
@@ -99,6 +104,14 @@ typedef struct rt_wasi rt_wasi;
 /* -- instances -------------------------------------------------------------------- */
 rt_ctx *rt_ctx_new(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t nfuncs,
                    uint32_t ndatas, uint32_t nelems, uint32_t max_depth);
+/* The same with memory `state_mem` (a defined memory of `state_pages` pages that never grows:
+ * the probe state) laid out inline, at RT_STATE_OFFSET bytes after the context, so generated
+ * code reaches it at a constant offset from `ctx` (no load, no register of its own). The
+ * context and those bytes are one mapping: the memory object owns it and unmaps it at its
+ * last release, which may come after rt_ctx_free if a host handle still holds the memory. */
+rt_ctx *rt_ctx_new_inline(uint32_t nmems, uint32_t ntables, uint32_t nglobals, uint32_t nfuncs,
+                          uint32_t ndatas, uint32_t nelems, uint32_t max_depth,
+                          uint32_t state_mem, uint64_t state_pages);
 void rt_ctx_free(rt_ctx *ctx);
 int32_t rt_memory_setup(rt_ctx *ctx, uint32_t idx, uint64_t min_pages, uint64_t max_pages);
 int32_t rt_table_setup(rt_ctx *ctx, uint32_t idx, uint32_t min, uint32_t max);
@@ -183,5 +196,7 @@ enum {
     RT_TRAP_NULL_REFERENCE = 13,
     RT_TRAP_INTERRUPT = 14,
     RT_HOST_IMPORT = 0,
-    RT_HOST_PROBE = 1
+    RT_HOST_PROBE = 1,
+    RT_STATE_OFFSET = 1024, /* bytes from a context to its inline state memory */
+    RT_INLINE_MEMS = 4      /* memories with a copy of their object and base in rt_ctx */
 };

@@ -133,6 +133,10 @@ class CtxLayout:
     table: dict[str, int]
     table_size: int
     link_size: int
+    state_offset: int
+    """Bytes from a context to its inline state memory (``RT_STATE_OFFSET``)."""
+    inline_mems: int
+    """Memories whose object and base the context also holds inline (``RT_INLINE_MEMS``)."""
 
     @staticmethod
     def from_ffi(ffi: Any) -> CtxLayout:
@@ -141,7 +145,8 @@ class CtxLayout:
 
         return CtxLayout(
             ctx=fields("rt_ctx", ("mems", "globals", "tables", "funcs", "frames",
-                                  "stack_limit", "fuel", "interrupt", "sig_ids")),
+                                  "stack_limit", "fuel", "interrupt", "sig_ids", "mem_objs",
+                                  "mem_bases")),
             memory=fields("rt_memory", ("base", "size")),
             memory_size=ffi.sizeof("rt_memory"),
             funcref=fields("rt_funcref", ("code", "ctx", "type_id")),
@@ -149,6 +154,8 @@ class CtxLayout:
             table=fields("rt_table", ("elems", "size")),
             table_size=ffi.sizeof("rt_table"),
             link_size=ffi.sizeof("rt_link"),
+            state_offset=int(ffi.integer_const("RT_STATE_OFFSET")),
+            inline_mems=int(ffi.integer_const("RT_INLINE_MEMS")),
         )
 
 
@@ -166,6 +173,9 @@ class LowerConfig:
     """Call-depth limit (stack exhaustion beyond it)."""
     fixed_memory_sizes: dict[int, int] = field(default_factory=dict)
     """Memories whose size can never change -> their size in bytes."""
+    state_memory: int | None = None
+    """The memory laid out inline after the context (``rt_ctx_new_inline``: the probe
+    state, of a fixed size): its base is ``ctx + RT_STATE_OFFSET``, no load at all."""
     exports: list[int] = field(default_factory=list)
     """Functions that get a ``__probes_w<i>`` wrapper callable from Python."""
     name: str = "wasm"
@@ -235,6 +245,7 @@ class _ModuleLowering:
         root = md.add_metadata(["probes.tbaa"])
         self._tbaa_root = root
         self._tbaa: dict[str, Any] = {}
+        self._size_ranges: dict[int, Any] = {}
         self.globals_types = m.all_globals()
         self.const_globals = self._constant_globals()
         self.imported_mems = len(m.imports_of("memory"))
@@ -281,6 +292,19 @@ class _ModuleLowering:
     def mem_tag(self, mem: int) -> str:
         """TBAA name of memory ``mem``: imported memories may be one memory imported twice."""
         return f"mem{mem}" if mem >= self.imported_mems else "mem.imported"
+
+    def size_range(self, mem: int) -> Any:
+        """``!range`` of memory ``mem``'s size in bytes: from its declared minimum (a memory
+        never shrinks, and an import is at least that large) to its maximum. LLVM then drops
+        the checks of accesses below the minimum, a call in between or not."""
+        md = self._size_ranges.get(mem)
+        if md is None:
+            limits = self.m.all_memories()[mem].limits
+            hi = 65536 if limits.max is None else min(limits.max, 65536)
+            md = self.mod.add_metadata([ir.Constant(I64, limits.min * 65536),
+                                        ir.Constant(I64, hi * 65536 + 1)])
+            self._size_ranges[mem] = md
+        return md
 
     def table_tag(self, table: int) -> str:
         """TBAA name of table ``table`` (imported tables share one, as memories do)."""
@@ -699,15 +723,35 @@ class _FuncLowering:
             # whole maximum is reserved when the memory is created.
             eb = self.entry_builder
             tag = self.ml.mem_tag(mem)
-            mems = self.ctx_field("mems", I8P.as_pointer())
-            mp = eb.load(eb.gep(mems, [ir.Constant(I64, mem)]))
-            mp.set_metadata("tbaa", self.ml.tbaa("ctx.mems[]"))
-            mp.set_metadata("invariant.load", self.ml.empty_md)
-            bp = eb.bitcast(eb.gep(mp, [ir.Constant(I64, self.lay.memory["base"])]),
-                            I8P.as_pointer())
-            base = eb.load(bp)
-            base.set_metadata("tbaa", self.ml.tbaa(f"{tag}.base"))
-            base.set_metadata("invariant.load", self.ml.empty_md)
+            if mem == self.ml.cfg.state_memory:
+                # Inline after the context: a constant offset from ctx, which every
+                # function keeps anyway (no load per call, no register of its own).
+                assert mem in self.ml.cfg.fixed_memory_sizes
+                base = eb.gep(self.ctx, [ir.Constant(I64, self.lay.state_offset)],
+                              inbounds=True)
+                self._cached[key] = (base, None)
+                return base, ir.Constant(I64, self.ml.cfg.fixed_memory_sizes[mem])
+            if mem < self.lay.inline_mems:
+                # Copies in the context (rt_memory_attach keeps them): one load each.
+                def inline(name: str) -> ir.Value:
+                    off = self.lay.ctx[name] + 8 * mem
+                    v = eb.load(eb.bitcast(eb.gep(self.ctx, [ir.Constant(I64, off)]),
+                                           I8P.as_pointer()))
+                    v.set_metadata("tbaa", self.ml.tbaa(f"ctx.{name}[]"))
+                    v.set_metadata("invariant.load", self.ml.empty_md)
+                    return v
+                mp = inline("mem_objs")
+                base = inline("mem_bases")
+            else:
+                mems = self.ctx_field("mems", I8P.as_pointer())
+                mp = eb.load(eb.gep(mems, [ir.Constant(I64, mem)]))
+                mp.set_metadata("tbaa", self.ml.tbaa("ctx.mems[]"))
+                mp.set_metadata("invariant.load", self.ml.empty_md)
+                bp = eb.bitcast(eb.gep(mp, [ir.Constant(I64, self.lay.memory["base"])]),
+                                I8P.as_pointer())
+                base = eb.load(bp)
+                base.set_metadata("tbaa", self.ml.tbaa(f"{tag}.base"))
+                base.set_metadata("invariant.load", self.ml.empty_md)
             sp = eb.bitcast(eb.gep(mp, [ir.Constant(I64, self.lay.memory["size"])]), I64P)
             cached = (base, sp)
             self._cached[key] = cached
@@ -717,6 +761,7 @@ class _FuncLowering:
             return base, ir.Constant(I64, fixed)
         size = self.b.load(sp)
         size.set_metadata("tbaa", self.ml.tbaa(f"{self.ml.mem_tag(mem)}.size"))
+        size.set_metadata("range", self.ml.size_range(mem))
         return base, size
 
     def address(self, mem: int, addr: ir.Value, offset: int, nbytes: int) -> ir.Value:

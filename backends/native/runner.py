@@ -54,7 +54,7 @@ from ...ir.types import FuncType, GlobalType, ValType
 from ...probeset import ProbeSet
 from ..base import CompileOptions, WasiOptions, check_module
 from ..wasm.runner import RunStats, WasmInstance, _CtrlC, _Exit, _ProbeTrap, _TrapPoint
-from ..wasm.weaver import START_EXPORT, TABLE_EXPORT, Woven, weave
+from ..wasm.weaver import START_EXPORT, STATE_EXPORT, TABLE_EXPORT, Woven, weave
 from . import jit
 from .lower import (
     INIT_SYMBOL,
@@ -469,11 +469,13 @@ class NativeBackend:
             if mt.limits.max is not None and mt.limits.max == mt.limits.min:
                 fixed[nimported + k] = mt.limits.min * _PAGE
         exports = sorted({e.index for e in wm.exports if e.kind == "func"})
+        state = _inline_state(wm)
         options = options or CompileOptions()
         fuel = bool(options.fuel)
         maps = woven.layout.offset_maps if woven is not None and fuel else {}
         return LowerConfig(self.layout, probe_table=probe_table, wasi=wasi,
-                           max_depth=_MAX_DEPTH, fixed_memory_sizes=fixed, exports=exports,
+                           max_depth=_MAX_DEPTH, fixed_memory_sizes=fixed,
+                           state_memory=state[0] if state else None, exports=exports,
                            fuel=fuel, interruptible=options.interruptible,
                            original_pcs={f: frozenset(pcs) for f, (pcs, _) in maps.items()})
 
@@ -488,6 +490,19 @@ class NativeBackend:
             imports[sym] = int(ffi.cast("uintptr_t", addr))
         exports = [INIT_SYMBOL] + [f"__probes_w{i}" for i in config.exports]
         return jit.link(obj, imports, exports)
+
+
+def _inline_state(wm: Module) -> tuple[int, int] | None:
+    """(index, pages) of the woven module's state memory when it can live inline after the
+    context (a defined memory of a fixed, nonzero size), else None."""
+    index = next((e.index for e in wm.exports
+                  if e.kind == "memory" and e.name == STATE_EXPORT), None)
+    if index is None or index < len(wm.imports_of("memory")):
+        return None
+    limits = wm.all_memories()[index].limits
+    if limits.max != limits.min or not limits.min:
+        return None
+    return index, limits.min
 
 
 class NativeExecutable:
@@ -587,8 +602,15 @@ class NativeInstance(WasmInstance):
         mems = wm.all_memories()
         tables = wm.all_tables()
         globals_ = wm.all_globals()
-        ctx = lib.rt_ctx_new(len(mems), len(tables), len(globals_), nfuncs, len(wm.datas),
-                             len(wm.elems), exe.config.max_depth)
+        state = _inline_state(wm)
+        self._inline_state = state[0] if state else None
+        if state is not None:
+            ctx = lib.rt_ctx_new_inline(len(mems), len(tables), len(globals_), nfuncs,
+                                        len(wm.datas), len(wm.elems), exe.config.max_depth,
+                                        *state)
+        else:
+            ctx = lib.rt_ctx_new(len(mems), len(tables), len(globals_), nfuncs,
+                                 len(wm.datas), len(wm.elems), exe.config.max_depth)
         if ctx == ffi.NULL:
             raise ProbesError("out of memory creating a native instance")
         self._ctx = ctx
@@ -629,6 +651,8 @@ class NativeInstance(WasmInstance):
                     self._objects[("memory", i)] = given
                     continue
                 lo, hi = given.min, given.max
+            if i == self._inline_state:
+                continue  # laid out with the context
             if lib.rt_memory_setup(ctx, i, lo, 65536 if hi is None else hi) != 0:
                 raise ProbesError(f"cannot allocate memory {i} ({lo} pages)")
         # Tables.

@@ -57,6 +57,34 @@ static void crossing(rt_ctx *ctx, uint64_t *io) {
     foreign_trapper(other, 4);
 }
 
+static void check_inline_state(void) {
+    /* The probe-state memory laid out after its context (rt_ctx_new_inline). */
+    CHECK(rt_ctx_new_inline(1, 0, 0, 0, 0, 0, 10, 1, 1) == NULL);
+    CHECK(rt_ctx_new_inline(2, 0, 0, 0, 0, 0, 10, 1, 0) == NULL);
+    rt_ctx *ctx = rt_ctx_new_inline(2, 0, 0, 0, 0, 0, 10, 1, 1);
+    CHECK(ctx != NULL && ctx->mems[0] == NULL);
+    rt_memory *s = ctx->mems[1];
+    CHECK(s->base == (uint8_t *)ctx + RT_STATE_OFFSET && s->size == 65536 && s->refs == 1);
+    CHECK(s->base[0] == 0 && s->base[65535] == 0);
+    CHECK(rt_memory_setup(ctx, 0, 1, 1) == 0);
+    CHECK(rt_memory_fill(ctx, 1, 0, 7, 65536) == 0 && s->base[65535] == 7);
+    CHECK(rt_memory_fill(ctx, 1, 1, 7, 65536) == RT_TRAP_MEMORY_OOB);
+    CHECK(rt_memory_copy(ctx, 0, 1, 0, 65534, 2) == 0 && ctx->mems[0]->base[1] == 7);
+    CHECK(rt_memory_grow(ctx, 1, 1) == -1 && rt_memory_grow(ctx, 1, 0) == 1);
+    rt_memory *m = rt_memory_new(1, 1);
+    CHECK(rt_memory_attach(ctx, 1, m) == -1 && ctx->mems[1] == s && m->refs == 1);
+    rt_memory_release(m);
+    /* A host handle outliving the context keeps the bytes (and the dead context). */
+    rt_memory_retain(s);
+    rt_ctx_free(ctx);
+    CHECK(s->refs == 1 && s->base[65535] == 7);
+    rt_memory_release(s);
+    /* Freed with its context when nothing else holds it. */
+    ctx = rt_ctx_new_inline(1, 1, 1, 1, 1, 1, 10, 0, 2);
+    CHECK(ctx != NULL && ctx->mems[0]->size == 2 * 65536);
+    rt_ctx_free(ctx);
+}
+
 static void check_sharing(void) {
     rt_ctx *a = rt_ctx_new(1, 1, 0, 0, 0, 0, 10), *b = rt_ctx_new(1, 1, 0, 0, 0, 0, 10);
     CHECK(a && b);
@@ -177,6 +205,7 @@ int main(void) {
     rt_wasi_free(w);
     rt_ctx_free(ctx);
     check_sharing();
+    check_inline_state();
     printf("%s %d checks, %d failed\n", failed ? "FAILED" : "ok", checks, failed);
     return failed != 0;
 }
