@@ -38,7 +38,7 @@ _VALID: weakref.WeakSet[Module] = weakref.WeakSet()
 
 
 def check_module(module: Module) -> None:
-    """Validate ``module`` before a backend compiles it (once per Module object).
+    """Validate ``module`` before it is woven (once per Module object).
     The woven module is validated again by its engine, but that cannot catch
     everything: an index one past the program's memories, tables or globals
     names what the weaver appends."""

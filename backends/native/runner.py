@@ -52,7 +52,7 @@ from ...ir.loader import CACHE_DIR
 from ...ir.module import Instr
 from ...ir.types import FuncType, GlobalType, ValType
 from ...probeset import ProbeSet
-from ..base import CompileOptions, WasiOptions, check_module
+from ..base import CompileOptions, WasiOptions
 from ..wasm.runner import RunStats, WasmInstance, _CtrlC, _Exit, _ProbeTrap, _TrapPoint
 from ..wasm.weaver import START_EXPORT, STATE_EXPORT, TABLE_EXPORT, Woven, weave
 from . import jit
@@ -417,7 +417,6 @@ class NativeBackend:
     def compile(self, module: Module, probes: ProbeSet | None = None,
                 options: CompileOptions | None = None) -> NativeExecutable:
         options = options or CompileOptions()
-        check_module(module)
         if options.fuel < 0:
             raise ProbesError("the fuel budget must be positive")
         probes = probes if probes is not None else ProbeSet(module)

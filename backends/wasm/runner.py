@@ -27,7 +27,7 @@ from ...probe import (
     TraceProbe,
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
-from ..base import TABLE_ELEMENTS_LIMIT, CompileOptions, WasiOptions, check_module
+from ..base import TABLE_ELEMENTS_LIMIT, CompileOptions, WasiOptions
 from .weaver import START_EXPORT, STATE_EXPORT, TABLE_EXPORT, Layout, Woven, weave
 
 __all__ = ["WasmBackend", "WasmExecutable", "WasmInstance"]
@@ -170,7 +170,6 @@ class WasmBackend:
     def compile(self, module: Module, probes: ProbeSet | None = None,
                 options: CompileOptions | None = None) -> WasmExecutable:
         options = options or CompileOptions()
-        check_module(module)
         probes = probes if probes is not None else ProbeSet(module)
         snapshot = probes.copy()
         # The budget is metered by the woven code (probe code costs nothing), not

@@ -57,7 +57,7 @@ from ...probe import (
     TraceProbe,
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
-from ..base import FUEL_BY_OPERAND, FUEL_FLUSH, FUEL_FREE
+from ..base import FUEL_BY_OPERAND, FUEL_FLUSH, FUEL_FREE, check_module
 
 __all__ = ["weave", "Woven", "Layout", "Site", "STATE_EXPORT", "TABLE_EXPORT", "MEMORY_EXPORT",
            "START_EXPORT"]
@@ -756,6 +756,8 @@ def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
     the host completes coverage from the innermost frame when a run stops.
     With ``fuel``, every function meters an instruction budget held in an
     exported global (`_Weaver.fuel_code`).
+    Raises `ValidationError` for an invalid ``module`` (`check_module`).
     """
+    check_module(module)
     return _Weaver(module, probes, trace_capacity, dynamic, coverage_classes, fuel).run()
 

@@ -229,6 +229,17 @@ def test_malformed_function_body(run: Run, tmp_path: Path,
     assert_user_error(run("cfg", "body.wasm", "--func", "0"), "illegal opcode", code=BAD_MODULE)
 
 
+@pytest.mark.parametrize("command", ["run", "trace", "instrument"])
+def test_invalid_module_is_refused_before_it_runs(run: Run, tmp_path: Path, command: str,
+                                                  wat_to_binary: Callable[[str], bytes]) -> None:
+    """A load from a memory the program does not have: the woven module would
+    give it the probe state's memory, so the backend must validate first."""
+    data = wat_to_binary('(module (func (export "_start") (drop (i32.load (i32.const 0)))))')
+    (tmp_path / "nomem.wasm").write_bytes(data)
+    extra = ["-m", "coverage", "-o", "out.wasm"] if command == "instrument" else []
+    assert_user_error(run(command, "nomem.wasm", *extra), "unknown memory 0", code=BAD_MODULE)
+
+
 def test_bad_wat(run: Run, tmp_path: Path) -> None:
     (tmp_path / "bad.wat").write_text("(module (func (i32.frobnicate)))")
     assert_user_error(run("inspect", "bad.wat"), "bad.wat", code=BAD_MODULE)
