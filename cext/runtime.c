@@ -63,6 +63,7 @@ static rt_ctx *ctx_init(rt_ctx *ctx, uint32_t nmems, uint32_t ntables, uint32_t 
         rt_ctx_free(ctx);
         return NULL;
     }
+    ctx->frames_limit = ctx->frames + max_depth;
     return ctx;
 }
 

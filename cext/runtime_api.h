@@ -97,6 +97,8 @@ typedef struct rt_ctx {
     struct rt_ctx *trap_origin; /* the context whose code trapped (differs after a crossing) */
     rt_memory *mem_objs[4]; /* mems[i] and its base for the first RT_INLINE_MEMS memories, */
     uint8_t *mem_bases[4];  /* kept by rt_memory_attach: one load from ctx instead of three */
+    uint64_t *frames_limit; /* frames + max_depth: generated code gets &frames[depth] instead
+                               of depth, and traps with RT_TRAP_STACK when it reaches this */
 } rt_ctx;
 
 typedef struct rt_wasi rt_wasi;

@@ -1,29 +1,37 @@
 """Lowering: a (woven) Wasm module -> one LLVM module, with llvmlite.ir.
 
-Every function becomes ``RESULT f<i>(i8* ctx, i32 depth, PARAMS...)``;
+Every function becomes ``RESULT f<i>(i8* ctx, i64* frame, PARAMS...)``;
 ``ctx`` is the instance's `rt_ctx` (cext/runtime_api.h, field offsets read
-through cffi), ``depth`` the call depth. Results are a scalar or a literal
+through cffi), ``frame`` its call depth as the address ``&ctx->frames[depth]``
+(the slot it records its calls in: one pointer kept across calls instead of
+the depth, the array and the index). Results are a scalar or a literal
 struct (multi-value). Locals and block results live in allocas that LLVM's
 mem2reg turns into SSA; the operand stack is a compile-time list of values.
 
 Memories and tables are runtime objects the context points to
 (``ctx->mems[i]``, ``ctx->tables[i]``), possibly shared with other instances:
 a function loads the object pointer and a memory's base once, in its entry
-block (neither ever changes: memories reserve their maximum up front), and
-the size at each access, as before. Imported memories (tables) share one TBAA
-tag, since one memory may be imported twice; an imported mutable global's
-slot holds the address of the exporter's slot.
+block (neither ever changes: memories reserve their maximum up front; the
+first ``RT_INLINE_MEMS`` have copies in the context, one load each), and the
+size at each access, with a ``!range`` from the declared minimum (memories
+never shrink, so LLVM drops the checks below it). The probe state memory
+lives inline at ``ctx + RT_STATE_OFFSET``: counters and flags are addressed
+from ctx, no load and no register of their own. Imported memories (tables)
+share one TBAA tag, since one memory may be imported twice; an imported
+mutable global's slot holds the address of the exporter's slot.
 
 Sandboxing: every memory access is checked against the memory's current size
 (a constant for memories whose minimum equals their maximum), call_indirect
 checks the index, null and signature (against ``ctx->sig_ids``: process-wide
 ids, so funcrefs of any instance compare; a funcref of another instance is
 called between ``rt_enter``/``rt_leave``), and every function checks its stack
-pointer and call depth on entry. A failed check calls ``rt_trap(ctx, kind,
-func, pc, depth)``, which longjmps to the innermost ``rt_invoke``; ``pc`` is
-the instruction's offset in the compiled (woven) body, mapped back to the
-original location by the runner. Before each call a frame record
-``func << 32 | pc`` goes to ``ctx->frames[depth]`` so traps have backtraces.
+pointer and call depth (``frame`` against ``ctx->frames_limit``) on entry. A
+failed check calls ``rt_trap(ctx, kind, func, pc, depth)``, which longjmps to
+the innermost ``rt_invoke``; ``pc`` is the instruction's offset in the
+compiled (woven) body, mapped back to the original location by the runner.
+Before each call a frame record ``func << 32 | pc`` goes to ``*frame`` (that
+is ``ctx->frames[depth]``) so traps have backtraces; the callee gets
+``frame + 1``.
 
 Fuel and interrupts (`LowerConfig.fuel`, `LowerConfig.interruptible`): one
 check, compiled at every loop header and before every call (the callee's
@@ -146,7 +154,7 @@ class CtxLayout:
         return CtxLayout(
             ctx=fields("rt_ctx", ("mems", "globals", "tables", "funcs", "frames",
                                   "stack_limit", "fuel", "interrupt", "sig_ids", "mem_objs",
-                                  "mem_bases")),
+                                  "mem_bases", "frames_limit")),
             memory=fields("rt_memory", ("base", "size")),
             memory_size=ffi.sizeof("rt_memory"),
             funcref=fields("rt_funcref", ("code", "ctx", "type_id")),
@@ -343,7 +351,7 @@ class _ModuleLowering:
         return ir.LiteralStructType([lltype(t) for t in ft.results])
 
     def fn_type(self, ft: FuncType) -> ir.FunctionType:
-        return ir.FunctionType(self.ret_type(ft), [I8P, I32, *[lltype(t) for t in ft.params]])
+        return ir.FunctionType(self.ret_type(ft), [I8P, I64P, *[lltype(t) for t in ft.params]])
 
     # -- the module ---------------------------------------------------------------------
     def run(self) -> Lowered:
@@ -369,7 +377,7 @@ class _ModuleLowering:
         fn = self.functions[idx]
         ft = self.func_types[idx]
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        ctx, depth = fn.args[0], fn.args[1]
+        ctx = fn.args[0]
         params = list(fn.args[2:])
         sym = self.cfg.wasi.get(idx)
         if sym is not None:
@@ -400,12 +408,27 @@ class _ModuleLowering:
                     [ctx, ir.Constant(I32, idx), iop, ir.Constant(I32, len(params))])
         fail = b.icmp_unsigned("!=", st, ir.Constant(I32, 0))
         with b.if_then(fail, likely=False):
+            depth = self.depth_of(b, ctx, fn.args[1])
             b.call(self.runtime["rt_trap"], [ctx, st, ir.Constant(I32, -1), ir.Constant(I32, -1),
                                              depth])
             b.unreachable()
         results = [from_bits(b, b.load(b.gep(iop, [ir.Constant(I32, k)])), lltype(t))
                    for k, t in enumerate(ft.results)]
         emit_return(b, fn.function_type.return_type, results)
+
+    def frames_of(self, b: ir.IRBuilder, ctx: ir.Value) -> ir.Value:
+        """``ctx->frames`` (a context's frame records; never reallocated)."""
+        p = b.bitcast(b.gep(ctx, [ir.Constant(I32, self.lay.ctx["frames"])]),
+                      I64P.as_pointer())
+        v = b.load(p)
+        v.set_metadata("tbaa", self.tbaa("ctx.frames"))
+        v.set_metadata("invariant.load", self.empty_md)
+        return v
+
+    def depth_of(self, b: ir.IRBuilder, ctx: ir.Value, frame: ir.Value) -> ir.Value:
+        """The call depth (i32) of the frame slot ``frame`` of context ``ctx``."""
+        diff = b.sub(b.ptrtoint(frame, I64), b.ptrtoint(self.frames_of(b, ctx), I64))
+        return b.trunc(b.lshr(diff, ir.Constant(I64, 3)), I32)
 
     def _wrapper(self, idx: int) -> str:
         name = f"{WRAPPER_PREFIX}{idx}"
@@ -415,7 +438,7 @@ class _ModuleLowering:
         ctx, io = fn.args
         args = [from_bits(b, b.load(b.gep(io, [ir.Constant(I32, k)])), lltype(t))
                 for k, t in enumerate(ft.params)]
-        r = b.call(self.functions[idx], [ctx, ir.Constant(I32, 0), *args])
+        r = b.call(self.functions[idx], [ctx, self.frames_of(b, ctx), *args])
         if len(ft.results) == 1:
             b.store(to_bits(b, r), io)
         elif ft.results:
@@ -513,7 +536,7 @@ class _FuncLowering:
         body = self.fn.append_basic_block("body")
         self.b = ir.IRBuilder(body)
         self.ctx = self.fn.args[0]
-        self.depth = self.fn.args[1]
+        self.frame = self.fn.args[1]
         self.stack: list[ir.Value] = []
         self.frames: list[_Frame] = []
         self.live = True
@@ -574,8 +597,9 @@ class _FuncLowering:
             pc = tb.phi(I32)
             kphi = tb.phi(I32) if kind is None else None
             kv = kphi if kphi is not None else ir.Constant(I32, kind)
+            depth = self.ml.depth_of(tb, self.ctx, self.frame)
             tb.call(self.ml.runtime["rt_trap"], [self.ctx, kv, ir.Constant(I32, self.index),
-                                                 pc, self.depth])
+                                                 pc, depth])
             tb.unreachable()
             entry = (blk, pc, kphi)
             self._trap_blocks[kind] = entry
@@ -704,15 +728,11 @@ class _FuncLowering:
             self._cached[key] = p
         return p
 
-    def record_frame(self) -> None:
-        """frames[depth] = func << 32 | pc, before a call."""
-        key = ("frame_slot",)
-        p = self._cached.get(key)
-        if p is None:
-            p = self.entry_builder.gep(self.ctx_field("frames", I64P), [self.depth])
-            self._cached[key] = p
-        st = self.b.store(ir.Constant(I64, (self.index << 32) | self.pc), p)
+    def record_frame(self) -> ir.Value:
+        """frames[depth] = func << 32 | pc, before a call; returns the callee's slot."""
+        st = self.b.store(ir.Constant(I64, (self.index << 32) | self.pc), self.frame)
         st.set_metadata("tbaa", self.ml.tbaa("frames"))
+        return self.b.gep(self.frame, [ir.Constant(I64, 1)], inbounds=True)
 
     # -- memory -------------------------------------------------------------------------
     def mem_base_and_size(self, mem: int) -> tuple[ir.Value, ir.Value]:
@@ -946,7 +966,7 @@ class _FuncLowering:
         sp = b.call(self.ml.intrinsic("llvm.stacksave.p0", I8P, []), [])
         limit = self.ctx_field("stack_limit", I64)
         low = b.icmp_unsigned("<", b.ptrtoint(sp, I64), limit)
-        deep = b.icmp_unsigned(">=", self.depth, ir.Constant(I32, self.ml.cfg.max_depth))
+        deep = b.icmp_unsigned(">=", self.frame, self.ctx_field("frames_limit", I64P))
         self.trap_if(b.or_(low, deep), "stack")
 
     # end of the function: see _end
@@ -1154,9 +1174,8 @@ def _call(fl: _FuncLowering, ins: Instr) -> None:
     if fl.checked:
         fl.check_point()
     args = fl.popn(len(ft.params))
-    fl.record_frame()
-    depth = fl.b.add(fl.depth, ir.Constant(I32, 1))
-    r = fl.b.call(fl.ml.functions[ins.imm], [fl.ctx, depth, *args])
+    frame = fl.record_frame()
+    r = fl.b.call(fl.ml.functions[ins.imm], [fl.ctx, frame, *args])
     _call_results(fl, r, ft)
 
 
@@ -1189,15 +1208,22 @@ def _call_indirect(fl: _FuncLowering, ins: Instr) -> None:
     cctx = fl.struct_field(desc, lay.funcref["ctx"], I8P, "funcref.ctx", invariant=True)
     fnty = fl.ml.fn_type(ft)
     fp = b.bitcast(code, fnty.as_pointer())
-    fl.record_frame()
-    depth = b.add(fl.depth, ir.Constant(I32, 1))
+    frame = fl.record_frame()
     # A funcref of another instance (a shared table): hand it this run (stack limit, fuel,
-    # the way back for traps) around the call. Rare, so out of line.
+    # the way back for traps) around the call, and its own frame slot at the same depth.
+    # Rare, so out of line.
     foreign = b.icmp_unsigned("!=", cctx, fl.ctx)
     link = fl.link_buffer()
+    before = b.block
     with b.if_then(foreign, likely=False):
+        depth = fl.ml.depth_of(b, fl.ctx, frame)
         b.call(fl.ml.runtime["rt_enter"], [fl.ctx, cctx, link, depth])
-    r = b.call(fp, [cctx, depth, *args])
+        theirs = b.gep(fl.ml.frames_of(b, cctx), [b.zext(depth, I64)])
+        inside = b.block
+    slot = b.phi(I64P)
+    slot.add_incoming(frame, before)
+    slot.add_incoming(theirs, inside)
+    r = b.call(fp, [cctx, slot, *args])
     with b.if_then(foreign, likely=False):
         b.call(fl.ml.runtime["rt_leave"], [fl.ctx, cctx, link])
     _call_results(fl, r, ft)

@@ -118,7 +118,7 @@ static void check_sharing(void) {
 
 int main(void) {
     rt_ctx *ctx = rt_ctx_new(2, 2, 1, 1, 1, 1, 100);
-    CHECK(ctx != NULL);
+    CHECK(ctx != NULL && ctx->frames_limit == ctx->frames + 100);
     CHECK(rt_memory_setup(ctx, 0, 1, 3) == 0);
     CHECK(rt_memory_setup(ctx, 1, 0, 0) == 0);
     CHECK(rt_memory_grow(ctx, 0, 1) == 1);
