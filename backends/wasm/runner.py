@@ -418,8 +418,17 @@ class WasmInstance:
             if after is None:
                 return False
             # No flag: the class completed iff a block after it began (these are
-            # dominated by it, so this recursion ends).
-            if any(self._block_covered(func, b, b) for b in after):
+            # dominated by it, so this recursion ends). Memoized per snapshot: the
+            # coverage monitor asks once per instruction.
+            frozen = self._frozen
+            if frozen is not None and self._implied_of is not frozen:
+                self._implied_of, self._implied_ran = frozen, {}
+            ran = self._implied_ran.get((func, first)) if frozen is not None else None
+            if ran is None:
+                ran = any(self._block_covered(func, b, b) for b in after)
+                if frozen is not None:
+                    self._implied_ran[(func, first)] = ran
+            if ran:
                 return True
         # The class never completed: where runs stopped shows what of it ran
         # (ir/dominance.py).
@@ -436,6 +445,9 @@ class WasmInstance:
         """(func, block first index) -> (index, began) of every trap in that block."""
         self._ran = _RanAtStops(self.layout, self._firsts_of)
         """What the stacks of all stops so far prove ran."""
+        self._implied_of: bytes | None = None
+        self._implied_ran: dict[tuple[int, int], bool] = {}
+        """Flagless classes that completed, for the state snapshot `_implied_of`."""
 
     def _stopped_at(self, stack: list[_TrapPoint], trap_point: _TrapPoint | None) -> None:
         """Record where every frame stood when the guest stopped, innermost first
