@@ -71,15 +71,7 @@ def _scan(module: Module) -> tuple[set[int], set[int], set[tuple[int, int]]]:
 
 def address_taken(module: Module, _refs: set[int] | None = None) -> set[int]:
     """Functions named by any element segment or ``ref.func`` (code or globals)."""
-    out: set[int] = set(_scan(module)[0] if _refs is None else _refs)
-    for el in module.elems:
-        if el.funcs is not None:
-            out.update(el.funcs)
-        for expr in el.exprs or ():
-            out.update(i.imm for i in expr if i.op.name == "ref.func")
-    for gl in module.globals:
-        out.update(i.imm for i in gl.init if i.op.name == "ref.func")
-    return out
+    return set(_scan(module)[0] if _refs is None else _refs) | module.funcs_named_by_data()
 
 
 def indirect_candidates(module: Module, _scanned: tuple[set[int], set[int],

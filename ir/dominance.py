@@ -23,6 +23,17 @@ such a point, or it is that block up to the point. Links compose: if
 (Chains across calls would need every frame of the final stack; wasmtime
 reports at most 20.)
 
+Across calls, one exact cut remains. When a function ``f`` has a single block
+``R`` that reaches its exit, and only that (`CoverageClasses.returning`),
+``R``'s class completed iff some activation of ``f`` returned normally. If
+``f`` is reached only by direct ``call`` instructions of its own module (not
+exported, not the start function, never named by ``ref.func`` or an element
+segment: `call_returns`), every normal return lands on the instruction after
+one of those calls, so ``R``'s class completed iff control reached one of
+those return points (a stop just before one counts: the call had returned).
+The weaver then gives ``R``'s class no flag, as long as the return points'
+own coverage does not in turn rest on it.
+
 A class needs no flag at all when its last block ``Y`` does not end in a call,
 and each of its successors is a block that ``Y`` strictly dominates (so not
 the exit and not ``Y`` again): an activation that completed ``Y`` entered one
@@ -44,9 +55,9 @@ from typing import Any, TypeVar
 
 from .blocks import CountingBlock
 from .cfg import cfg_from_instrs
-from .module import Instr
+from .module import Instr, Module
 
-__all__ = ["CoverageClasses", "block_successors", "coverage_classes",
+__all__ = ["CoverageClasses", "block_successors", "call_returns", "coverage_classes",
            "immediate_dominators", "dominators"]
 
 N = TypeVar("N", bound=Hashable)
@@ -155,6 +166,9 @@ class CoverageClasses:
     implied: list[list[int] | None]
     """For a class's last block: its successors, when the class needs no flag
     because it completed iff one of them began; else None."""
+    returning: int | None = None
+    """The one block that reaches the function's exit, when its only successor
+    is the exit and it ends its class (see the module docstring); else None."""
 
     @property
     def merged(self) -> bool:
@@ -243,5 +257,31 @@ def coverage_classes(instrs: list[Instr], blocks: list[CountingBlock]) -> Covera
         if (last[y] == y and not calls[y] and graph[y]
                 and all(w != exit_node and w != y and dominates(y, w) for w in graph[y])):
             implied[y] = list(graph[y])
+    reach_exit = [y for y in range(n) if exit_node in graph[y]]
+    returning = None
+    if len(reach_exit) == 1:
+        y = reach_exit[0]
+        if graph[y] == [exit_node] and last[y] == y and not calls[y]:
+            returning = y
     return CoverageClasses(last, [d if d != k else -1 for k, d in enumerate(idom[:n])],
-                           implied)
+                           implied, returning)
+
+
+def call_returns(module: Module) -> dict[int, list[tuple[int, int]]]:
+    """Functions reached only by direct calls of this module -> where their calls
+    return: (caller, index of the instruction after the ``call``), in body order.
+    Functions never called are left out."""
+    named = module.funcs_named_by_data()
+    named.update(e.index for e in module.exports if e.kind == "func")
+    if module.start is not None:
+        named.add(module.start)
+    out: dict[int, list[tuple[int, int]]] = {}
+    for f in module.functions:
+        for i, ins in enumerate(f.instrs):
+            name = ins.op.name
+            if name == "call":
+                out.setdefault(ins.imm, []).append((f.index, i + 1))
+            elif name == "ref.func":
+                named.add(ins.imm)
+    imported = module.num_imported_funcs
+    return {g: sites for g, sites in out.items() if g not in named and g >= imported}

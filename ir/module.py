@@ -332,6 +332,19 @@ class Module:
         return ([i.desc for i in self.imports if i.kind == "global"]  # type: ignore
                 + [g.type for g in self.globals])
 
+    def funcs_named_by_data(self) -> set[int]:
+        """Functions that element segments or global initializers name (the
+        ``ref.func`` in function bodies are not scanned here)."""
+        out: set[int] = set()
+        for el in self.elems:
+            if el.funcs is not None:
+                out.update(el.funcs)
+            for expr in el.exprs or ():
+                out.update(i.imm for i in expr if i.op.name == "ref.func")
+        for gl in self.globals:
+            out.update(i.imm for i in gl.init if i.op.name == "ref.func")
+        return out
+
     # -- names and locations -------------------------------------------------------
     @property
     def names(self) -> Names:

@@ -546,7 +546,7 @@ def _layout_json(woven: Any) -> dict[str, Any]:
                             "pc": lay.pcs[f][i]} for (f, i), off in
                            sorted(lay.cov_flags.items())],
         "coverage_implied": [{"func": f, "first_instr": i, "pc": lay.pcs[f][i],
-                              "after_pcs": [lay.pcs[f][j] for j in after]}
+                              "after": [{"func": g, "pc": lay.pcs[g][j]} for g, j in after]}
                              for (f, i), after in sorted(lay.cov_implied.items())],
         "histograms": [{"offset": off, "slots": n} for off, n in lay.histograms.values()],
         "callback_sites": [{"func": s.loc.func, "pc": s.loc.pc, "slot": s.slot}

@@ -250,6 +250,11 @@ class _RanAtStops:
                     self.whole.add((tp.func, firsts[d]))
                     d = idom[d]
 
+    def reached(self, func: int, first: int) -> bool:
+        """Whether control reached the block's first instruction (a stop just
+        before it counts)."""
+        return (func, first) in self.whole or (func, first) in self.upto
+
     def covers(self, func: int, first: int, index: int) -> bool:
         if (func, first) in self.whole:
             return True
@@ -409,30 +414,49 @@ class WasmInstance:
         return self._block_covered(loc.func, first, index)
 
     def _block_covered(self, func: int, first: int, index: int) -> bool:
+        key = (func, first)
+        if key not in self.layout.cov_flags and key not in self.layout.cov_implied:
+            return False        # no coverage asked for here
+        # If the class never completed, where runs stopped shows what of it ran
+        # (ir/dominance.py).
+        return self._class_completed(func, first) or self._ran.covers(func, first, index)
+
+    def _class_completed(self, func: int, first: int) -> bool:
+        """Whether the coverage class of this block reached its last instruction."""
         off = self.layout.cov_flags.get((func, first))
         if off is not None:
-            if self._u8(off):
-                return True
-        else:
-            after = self.layout.cov_implied.get((func, first))
-            if after is None:
-                return False
-            # No flag: the class completed iff a block after it began (these are
-            # dominated by it, so this recursion ends). Memoized per snapshot: the
-            # coverage monitor asks once per instruction.
-            frozen = self._frozen
-            if frozen is not None and self._implied_of is not frozen:
-                self._implied_of, self._implied_ran = frozen, {}
-            ran = self._implied_ran.get((func, first)) if frozen is not None else None
-            if ran is None:
-                ran = any(self._block_covered(func, b, b) for b in after)
-                if frozen is not None:
-                    self._implied_ran[(func, first)] = ran
-            if ran:
-                return True
-        # The class never completed: where runs stopped shows what of it ran
-        # (ir/dominance.py).
-        return self._ran.covers(func, first, index)
+            return self._u8(off) != 0
+        after = self.layout.cov_implied.get((func, first))
+        if after is None:
+            return False
+        # No flag: the class completed iff control reached a block after it (the
+        # weaver keeps these from resting on the class, so this recursion ends).
+        # Memoized per snapshot: the coverage monitor asks once per instruction.
+        frozen = self._frozen
+        if frozen is not None and self._implied_of is not frozen:
+            self._implied_of, self._implied_ran = frozen, {}
+        memo = self._implied_ran if frozen is not None else {}
+        return self._implied_completed(func, first, after, memo)
+
+    def _implied_completed(self, func: int, first: int, after: tuple[tuple[int, int], ...],
+                           memo: dict[tuple[int, int], bool]) -> bool:
+        ran = memo.get((func, first))
+        if ran is None:
+            ran = False
+            for g, b in after:
+                if self._ran.reached(g, b):
+                    ran = True
+                    break
+                off = self.layout.cov_flags.get((g, b))
+                if off is not None:
+                    ran = self._u8(off) != 0
+                else:
+                    nxt = self.layout.cov_implied.get((g, b))
+                    ran = nxt is not None and self._implied_completed(g, b, nxt, memo)
+                if ran:
+                    break
+            memo[(func, first)] = ran
+        return ran
 
     def _firsts_of(self, func: int) -> list[int]:
         firsts = self._firsts.get(func)

@@ -81,6 +81,10 @@ _PAGES_TRACKED = 65537  # memory-page histogram slots (the last one: beyond 4 Gi
 
 _op = BY_NAME.__getitem__
 
+_REACH_BUDGET = 200_000
+"""Classes visited while checking that flagless returning classes do not rest on
+themselves; past it the remaining ones keep their flag (correct, only slower)."""
+
 
 def _ins(name: str, imm: object = None) -> Instr:
     return Instr(_op(name), imm)
@@ -113,9 +117,11 @@ class Layout:
     cov_flags: dict[tuple[int, int], int] = field(default_factory=dict)
     """(func, block first index) -> flag byte set when the block's coverage class
     reaches its last instruction (blocks of one class share the byte)."""
-    cov_implied: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
-    """(func, block first index) -> first indices of the blocks after its class,
-    for classes with no flag: the class ran iff one of them began."""
+    cov_implied: dict[tuple[int, int], tuple[tuple[int, int], ...]] = field(
+        default_factory=dict)
+    """(func, block first index) -> (func, first index) of the blocks after its
+    class, for classes with no flag: the class ran iff control reached one of
+    them (blocks it branches to, or where calls of a function return to)."""
     cov_idom: dict[int, list[int]] = field(default_factory=dict)
     """func -> immediate dominator of each counting block (by position), for the
     functions whose coverage classes merge blocks or go without a flag: the host
@@ -171,6 +177,30 @@ class Woven:
     """Probe-state layout and site tables."""
     module: Module
     """The original module."""
+
+
+@dataclass
+class _CoveragePlan:
+    """Where one function's coverage flags go (decided for all functions before
+    any is woven: a class may be shown by blocks of other functions)."""
+
+    blocks: list[CountingBlock]
+    want: set[int]
+    """First indices of the blocks whose coverage is asked for."""
+    last: list[int]
+    """Per block position: the last block of its class."""
+    implied: list[list[tuple[int, int]] | None]
+    """Per class-last position: (func, block position) of the blocks whose
+    beginning shows the class completed, for classes without a flag."""
+    idom: list[int] | None
+    """Immediate dominators, when classes merge blocks or go without a flag."""
+    returning: int | None = None
+    """`CoverageClasses.returning`."""
+    pos_of: dict[int, int] = field(default_factory=dict)
+    """Block position by first index."""
+
+    def __post_init__(self) -> None:
+        self.pos_of = {b.first: k for k, b in enumerate(self.blocks)}
 
 
 class _Weaver:
@@ -247,6 +277,7 @@ class _Weaver:
         global_probes = self.ps.global_probes
         every = bool(global_probes) or self.dynamic or self.fuel
         funcs = m.functions if every else [m.function(f) for f in sorted(by_func)]
+        self._plans = self.coverage_plans(funcs, by_func)
         new_bodies: dict[int, tuple[list[Instr], list[tuple[int, ValType]]]] = {}
         for f in funcs:
             new_bodies[f.index] = self.weave_function(f, by_func.get(f.index, {}),
@@ -305,6 +336,89 @@ class _Weaver:
         out.customs = [c for c in m.customs if c.name == "name"]
         return Woven(encode(out), layout, m)
 
+    # -- coverage flags ------------------------------------------------------------------------
+    def coverage_plans(self, funcs: list[Function], by_func: dict[int, dict[int, list[Probe]]]
+                       ) -> dict[int, _CoveragePlan]:
+        """Coverage classes of every function with coverage probes, and which
+        classes go without a flag (ir/dominance.py)."""
+        plans: dict[int, _CoveragePlan] = {}
+        for f in funcs:
+            probes_at = by_func.get(f.index, {})
+            pcs = {pc for pc, ps in probes_at.items()
+                   if pc not in (ENTRY, EXIT) and any(isinstance(p, CoverageProbe) for p in ps)}
+            if not pcs:
+                continue
+            instrs = f.instrs
+            blocks = counting_blocks(instrs)
+            want: set[int] = set()
+            for b in blocks:
+                if any(instrs[i].pc in pcs for i in range(b.first, b.last + 1)):
+                    want.add(b.first)
+            plan = plans[f.index] = _CoveragePlan(blocks, want, list(range(len(blocks))),
+                                                  [None] * len(blocks), None)
+            if not self.coverage_classes:
+                continue
+            classes = dominance.coverage_classes(instrs, blocks)
+            # Successors tell only if their own coverage is tracked.
+            plan.implied = [
+                [(f.index, w) for w in s] if s is not None
+                and all(blocks[w].first in want for w in s) else None
+                for s in classes.implied]
+            plan.returning = classes.returning
+            if classes.merged or any(plan.implied):
+                plan.last = classes.last
+                plan.idom = classes.idom
+        if self.coverage_classes and not self.dynamic and any(
+                p.returning is not None for p in plans.values()):
+            self._returns_shown_by_callers(plans, by_func)
+        return plans
+
+    def _returns_shown_by_callers(self, plans: dict[int, _CoveragePlan],
+                                  by_func: dict[int, dict[int, list[Probe]]]) -> None:
+        """Drop the flag of a returning class when the places its calls return
+        to show it (ir/dominance.py). Not with dynamic probes: an exit probe
+        inserted later could stop the run between the return and its caller."""
+        budget = _REACH_BUDGET
+
+        def reaches(starts: list[tuple[int, int]], target: tuple[int, int]) -> bool:
+            # Does showing any of these classes rest, through flagless classes, on target?
+            nonlocal budget
+            seen = set(starts)
+            work = list(starts)
+            while work:
+                if budget <= 0:
+                    return True
+                budget -= 1
+                func, y = work.pop()
+                if (func, y) == target:
+                    return True
+                for g, w in plans[func].implied[y] or ():
+                    node = (g, plans[g].last[w])
+                    if node not in seen:
+                        seen.add(node)
+                        work.append(node)
+            return False
+
+        for callee, sites in sorted(dominance.call_returns(self.m).items()):
+            plan = plans.get(callee)
+            if plan is None or plan.returning is None or EXIT in by_func.get(callee, {}):
+                continue
+            y = plan.returning
+            if plan.implied[y] is not None or not any(
+                    plan.last[k] == y for k, b in enumerate(plan.blocks) if b.first in plan.want):
+                continue
+            shown_by: list[tuple[int, int]] = []
+            for caller, index in sites:
+                cp = plans.get(caller)
+                pos = None if cp is None else cp.pos_of.get(index)
+                if cp is None or pos is None or cp.blocks[pos].first not in cp.want:
+                    break
+                shown_by.append((caller, pos))
+            else:
+                if reaches([(g, plans[g].last[w]) for g, w in shown_by], (callee, y)):
+                    continue
+                plan.implied[y] = shown_by
+
     # -- one function ------------------------------------------------------------------------
     def weave_function(self, f: Function, probes_at: dict[int, list[Probe]],
                        global_site: bool) -> tuple[list[Instr], list[tuple[int, ValType]]]:
@@ -312,7 +426,8 @@ class _Weaver:
         layout = self.layout
         instrs = f.instrs
         ftype = m.func_type(f.index)
-        blocks = counting_blocks(instrs)
+        plan = self._plans.get(f.index)
+        blocks = plan.blocks if plan is not None else counting_blocks(instrs)
         layout.blocks[f.index] = blocks
         layout.pcs[f.index] = [i.pc for i in instrs]
         index_of = {ins.pc: i for i, ins in enumerate(instrs)}
@@ -340,9 +455,8 @@ class _Weaver:
                 lst.append(new_local(t))
             return lst[k]
 
-        # Which counting blocks need a counter / coverage flags.
+        # Which counting blocks need a counter (coverage: `coverage_plans`).
         want_counter: set[int] = set()
-        want_cov: set[int] = set()
         pre: dict[int, list[Instr]] = {}   # instruction index -> code before it
         flags_before: dict[int, list[Instr]] = {}  # ... then coverage flags, after any
         # probe there could stop the run before the instruction
@@ -351,37 +465,26 @@ class _Weaver:
                 continue
             i = index_of[pc]
             b = block_of_index[i]
-            for p in probes:
-                if isinstance(p, CountProbe):
-                    want_counter.add(b.first)
-                elif isinstance(p, CoverageProbe):
-                    want_cov.add(b.first)
+            if any(isinstance(p, CountProbe) for p in probes):
+                want_counter.add(b.first)
         for first in sorted(want_counter):
             off = layout.alloc(8)
             layout.block_counters[(f.index, first)] = off
             pre.setdefault(first, []).extend(self.counter_add(off))
-        if want_cov:
+        if plan is not None:
             # One store just before the last instruction of each coverage class
             # (a chain of blocks, see ir/dominance.py): set means the whole class
             # ran; a class cut short is completed from the stack by the host. A
             # class whose completion shows in the blocks after it gets no store.
-            last_of = list(range(len(blocks)))
-            implied: list[list[int] | None] = [None] * len(blocks)
-            pos_of = {b.first: k for k, b in enumerate(blocks)}
-            if self.coverage_classes and len(want_cov) > 1:
-                classes = dominance.coverage_classes(instrs, blocks)
-                # Successors tell only if their own coverage is tracked.
-                implied = [s if s is not None and all(blocks[w].first in want_cov for w in s)
-                           else None for s in classes.implied]
-                if classes.merged or any(implied):
-                    last_of = classes.last
-                    layout.cov_idom[f.index] = classes.idom
+            if plan.idom is not None:
+                layout.cov_idom[f.index] = plan.idom
             flag_of: dict[int, int] = {}
-            for first in sorted(want_cov):
-                last = last_of[pos_of[first]]
-                after = implied[last]
+            for first in sorted(plan.want):
+                last = plan.last[plan.pos_of[first]]
+                after = plan.implied[last]
                 if after is not None:
-                    layout.cov_implied[(f.index, first)] = tuple(blocks[w].first for w in after)
+                    layout.cov_implied[(f.index, first)] = tuple(
+                        (g, self._plans[g].blocks[w].first) for g, w in after)
                     continue
                 off = flag_of.get(last)
                 if off is None:

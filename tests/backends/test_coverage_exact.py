@@ -10,15 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from probes.backends.base import CompileOptions, WasiOptions, get_backend
-from probes.ir import Location, Module, ProbesError, Trap, decode
+from probes.ir import Location, Module, ProbesError, Trap, decode, encode
 from probes.ir.blocks import counting_blocks
+from probes.backends.wasm.weaver import weave
 from probes.ir.dominance import block_successors, coverage_classes, immediate_dominators
+from probes.ir.module import Export, Function, Instr
+from probes.ir.opcodes import BY_NAME
+from probes.ir.types import I32, FuncType
 from probes.probe import Action, CountProbe, CoverageProbe, Probe
 from probes.probeset import ProbeSet
+from probes.testing import modules
 
 from ..conftest import assemble
 
@@ -97,10 +102,14 @@ def test_coverage_matches_counts_however_the_run_stops(backend: Any, arg: int, e
     assert _outcome(inst, "run", arg) == expected
     assert _disagreements(pairs) == []
     # Non-vacuous: $calc's blocks share one flag, and a trap inside had to complete it;
-    # $mid's blocks that end in its `if`s have no flag (the arms show they ran).
-    calc, mid = 2, 3
+    # $mid's blocks that end in its `if`s have no flag (the arms show they ran);
+    # $leaf, $calc and $mid, called only directly, have no flag on their returning
+    # block (where their calls return shows it).
+    leaf, calc, mid, run = 1, 2, 3, 4
     assert set(inst.layout.cov_idom) == {calc, mid}
-    assert {func for func, _ in inst.layout.cov_implied} == {mid}
+    implied = inst.layout.cov_implied
+    assert {func for func, _ in implied} == {leaf, calc, mid}
+    assert {g for (f, _), after in implied.items() for g, _ in after if g != f} == {mid, run}
     if arg == 4:
         assert any(func == calc for func, _ in inst._ran.whole)
 
@@ -148,10 +157,64 @@ def _generated() -> Any:
 _ARG = {"i32": lambda x: x & 0x7FFFFFFF, "i64": lambda x: x, "f32": float, "f64": float}
 
 
+_FROM_I32 = {"i32": [], "i64": ["i64.extend_i32_s"], "f32": ["f32.convert_i32_s"],
+             "f64": ["f64.convert_i32_s"]}
+
+
+@st.composite
+def _called_directly(draw: Any) -> Module:
+    """A random module whose functions are exported no more: one new export,
+    ``drive(x)``, calls them directly in a drawn order (so their returning blocks
+    go without a flag, shown by where the calls return)."""
+    m = draw(modules(imports=False, fuel=300, simd=False).filter(lambda m: bool(m.functions)))
+    callable_ = [f.index for f in m.functions
+                 if all(p.name in _FROM_I32 for p in m.func_type(f.index).params)]
+    order = draw(st.lists(st.sampled_from(callable_), min_size=1, max_size=6)) if callable_ else []
+    body: list[Instr] = []
+    for g in order:
+        ft = m.func_type(g)
+        for p in ft.params:
+            body += [Instr(BY_NAME["local.get"], 0),
+                     *(Instr(BY_NAME[name]) for name in _FROM_I32[p.name])]
+        body += [Instr(BY_NAME["call"], g), *(Instr(BY_NAME["drop"]) for _ in ft.results)]
+    body.append(Instr(BY_NAME["end"]))
+    m.types.append(FuncType((I32,), ()))
+    drive = Function(m.num_funcs, len(m.types) - 1)
+    drive.replace_body(body, [])
+    m.functions.append(drive)
+    # Exports may be what declares a ref.func; those stay.
+    refs = {ins.imm for f in m.functions for ins in f.instrs if ins.op.name == "ref.func"}
+    m.exports = [e for e in m.exports if e.kind != "func" or e.index in refs]
+    m.exports.append(Export("drive", "func", drive.index))
+    return decode(encode(m))
+
+
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(m=_generated(), seeds=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=3))
 def test_coverage_matches_counts_on_random_modules(m: Module, seeds: list[int]) -> None:
+    _check_random(m, seeds)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(m=_called_directly(), seeds=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=3))
+def test_coverage_matches_counts_when_returns_show_it(m: Module, seeds: list[int]) -> None:
+    _check_random(m, seeds)
+
+
+def test_random_modules_have_classes_shown_by_returns() -> None:
+    """Non-vacuous: the strategy above yields flagless returning classes."""
+    def shown_by_returns(m: Module) -> bool:
+        ps, _ = _instrument(m)
+        implied = weave(m, ps).layout.cov_implied
+        return any(g != f for (f, _), after in implied.items() for g, _ in after)
+
+    find(_called_directly(), shown_by_returns, settings=settings(
+        max_examples=200, database=None, suppress_health_check=list(HealthCheck)))
+
+
+def _check_random(m: Module, seeds: list[int]) -> None:
     ps, pairs = _instrument(m)
     try:
         inst = get_backend("wasm").compile(m, ps, CompileOptions(cache=False)).instantiate()
