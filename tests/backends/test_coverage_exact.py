@@ -308,6 +308,46 @@ def test_a_class_without_flag_is_shown_by_the_blocks_after_it(
     assert pairs[Location(0, m.function(0).instrs[0].pc)][0].hit
 
 
+def _stop_before_each(name: str, wat: str, pick: Any) -> list[Any]:
+    m = decode(assemble(wat))
+    return [pytest.param(wat, Location(f.index, f.instrs[i].pc),
+                         id=f"{name}-func{f.index}-pc{f.instrs[i].pc}")
+            for f in m.functions for i in range(len(f.instrs)) if pick(m, f, i)]
+
+
+@pytest.mark.parametrize("wat, where", [
+    # Where calls of $leaf, $calc and $mid return: their returning blocks have no flag.
+    *_stop_before_each("returns", WAT, lambda m, f, i: i > 0
+                       and f.instrs[i - 1].op.name == "call" and f.instrs[i - 1].imm != 0),
+    # The blocks br_table goes to: the block ending in br_table has no flag.
+    *_stop_before_each("br_table", BR_TABLE_WAT,
+                       lambda m, f, i: i > 0 and f.instrs[i - 1].op.name in ("br_table", "end")),
+])
+def test_a_stop_just_before_a_block_shows_what_led_there(
+        backend: Any, wat: str, where: Location, compile_options: CompileOptions) -> None:
+    """A probe that stops the run before a block's first instruction: the block
+    did not begin, but the class whose completion only that block shows did
+    complete (the call returned, the branch was taken)."""
+    class Stop(Probe):
+        def fire(self, loc: Any) -> Action:
+            return Action.trap("stop here")
+
+    m = decode(assemble(wat))
+    ps, pairs = _instrument(m, {where: Stop()})
+    inst = backend.compile(m, ps, compile_options).instantiate(wasi=WasiOptions())
+    export = "run" if wat is WAT else "g"
+    stopped = 0
+    for arg in (5, 2, 3, 7):
+        try:
+            inst.call(export, arg)
+        except Trap as t:
+            stopped += t.kind == "probe" and t.location == where
+        except SystemExit:
+            pass
+    assert _disagreements(pairs) == []
+    assert stopped or not pairs[where][0].hit
+
+
 def test_a_cycle_avoiding_the_class_end_keeps_separate_flags() -> None:
     """X dominates Y and Y post-dominates X, yet the back edge X -> P makes a
     cycle that avoids Y: a trap at P after X ran could not prove X ran from
