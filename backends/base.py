@@ -44,6 +44,12 @@ def check_module(module: Module) -> None:
     names what the weaver appends."""
     if module not in _VALID:
         validate(module)
+        for f in module.functions:
+            if any(ins.pc < 0 for ins in f.instrs):
+                raise ProbesError(
+                    f"function {f.index} has instructions without a code offset (a body set "
+                    "in Python): run decode(encode(module)) first, so that locations can "
+                    "name its instructions")
         _VALID.add(module)
 
 

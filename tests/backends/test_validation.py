@@ -34,3 +34,22 @@ def test_an_index_past_the_program_is_refused(backend: Any, what: str, fuel: int
     create("coverage").attach(m, ps)
     with pytest.raises(ValidationError, match=f"unknown {what} 0"):
         backend.compile(m, ps, replace(compile_options, fuel=fuel))
+
+
+def test_a_body_set_in_python_must_be_encoded_first(backend: Any,
+                                                    compile_options: CompileOptions) -> None:
+    """Instructions built in Python have no code offset, so no location can name
+    them: one clear error, and the round trip it suggests works."""
+    from probes.ir import ProbesError, encode
+    from probes.ir.module import Instr
+    from probes.ir.opcodes import BY_NAME
+
+    m = decode(assemble('(module (func (export "f") (result i32) (i32.const 1)))'))
+    f = m.functions[0]
+    f.replace_body([Instr(BY_NAME["i32.const"], 7), Instr(BY_NAME["end"])])
+    with pytest.raises(ProbesError, match="decode\\(encode\\(module\\)\\)"):
+        backend.compile(m, ProbeSet(m), compile_options)
+    fixed = decode(encode(m))
+    ps = ProbeSet(fixed)
+    create("icount").attach(fixed, ps)
+    assert backend.compile(fixed, ps, compile_options).instantiate().call("f") == 7
