@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name`` (for its usage line)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub: argparse.ArgumentParser = action.choices[name]
+            return sub
+    return parser
+
+
 def _dedent(text: str | None) -> str | None:
     if not text:
         return None
@@ -351,6 +360,8 @@ def _dirs(specs: Sequence[str]) -> list[tuple[str, str]]:
     out = []
     for spec in specs:
         host, sep, guest = spec.partition(":")
+        if not host:
+            raise ProbesError(f"--dir {spec}: expected HOST[:GUEST] (no host directory)")
         if not os.path.isdir(host):
             raise ProbesError(f"--dir {spec}: {host} is not a directory")
         out.append((host, guest if sep else host))
@@ -365,6 +376,32 @@ def _env(specs: Sequence[str]) -> dict[str, str]:
             raise ProbesError(f"--env {spec!r}: expected KEY=VALUE")
         out[key] = value
     return out
+
+
+def _check_output(path: str | None, option: str, prog: str | None = None) -> None:
+    """Refuse, before a long run, an output path that cannot be written (or that
+    is the program ``prog`` itself)."""
+    if not path or path == "-":
+        return
+    what = f"{option}{path}" if option.endswith("=") else f"{option} {path}"
+    if os.path.isdir(path):
+        raise ProbesError(f"{what}: is a directory")
+    if prog and os.path.isfile(path) and os.path.isfile(prog) and os.path.samefile(path, prog):
+        raise ProbesError(f"{what}: that is the program; refusing to overwrite it")
+    parent = os.path.dirname(path)
+    while parent and not os.path.exists(parent):  # created on write
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise ProbesError(f"{what}: {parent} is not a directory")
+
+
+def _check_stdin(path: str | None) -> None:
+    if path is None:
+        return
+    if not os.path.exists(path):
+        raise ProbesError(f"--stdin {path}: no such file")
+    if os.path.isdir(path):
+        raise ProbesError(f"--stdin {path}: is a directory")
 
 
 class _Progress:
@@ -412,7 +449,7 @@ RUN_ARGS = (
     arg("--invoke", nargs="+", metavar=("EXPORT", "ARG"),
         help="call an exported function with arguments instead of running _start"),
     arg("--stdin", metavar="FILE", help="read the program's stdin from FILE"),
-    arg("program_args", nargs="*", metavar="-- ARGS",
+    arg("program_args", nargs="*", default=[], metavar="-- ARGS",
         help="arguments for the program (after --)"),
 )
 
@@ -422,6 +459,17 @@ def _execute(args: argparse.Namespace, monitor_specs: Sequence[str]) -> int:
     from .api import run
 
     monitors = _monitors(monitor_specs)
+    for mon in monitors:  # e.g. trace:file=...: written after the run
+        if isinstance(getattr(mon, "file", None), str):
+            _check_output(mon.file, f"-m {mon.name}:file=", args.prog)
+    _check_output(getattr(args, "output", None), "-o", args.prog)
+    _check_output(getattr(args, "report", None), "--report", args.prog)
+    profile_out, report_out = getattr(args, "output", None), getattr(args, "report", None)
+    if profile_out and report_out and \
+            os.path.abspath(profile_out) == os.path.abspath(report_out):
+        raise ProbesError(f"-o and --report both name {profile_out}: the summaries would "
+                          "replace the profile")
+    _check_stdin(args.stdin)
     invoke = args.invoke[0] if args.invoke else None
     invoke_args = tuple(args.invoke[1:]) if args.invoke else ()
     result = run(args.prog, monitors, backend=args.backend, argv=args.program_args,
@@ -452,12 +500,24 @@ def _execute(args: argparse.Namespace, monitor_specs: Sequence[str]) -> int:
         where = ""
         if t.location is not None:
             name = module.func_name(t.location.func)
-            where = (f" in {name}" if name else "") + \
-                f" (func {t.location.func} pc {t.location.pc}, module offset " \
-                f"0x{module.offset_of(t.location):x})"
+            where = f" in {name}" if name else ""
+            if 0 <= t.location.pc < 2**32:
+                where += (f" (func {t.location.func} pc {t.location.pc}, module offset "
+                          f"0x{module.offset_of(t.location):x})")
+            else:  # the engine did not know where in the function (stack overflow)
+                where += f" (func {t.location.func})"
         _error(f"trap: {t.kind}{where}" + (f"; profile written to {out}" if out else ""))
         return EXIT_TRAP
-    return result.exit_code or 0
+    return exit_status(result.exit_code)
+
+
+def exit_status(code: int | None) -> int:
+    """The process exit status for a WASI exit code: itself when it fits in 0..255,
+    else 255 (the OS would keep only the low byte, so proc_exit(256) would look
+    like success)."""
+    if not code:
+        return 0
+    return code if 0 <= code <= 255 else 255
 
 
 @command("run", "run a WASI program (or one export) on a backend, without probes",
@@ -520,6 +580,8 @@ def _instrument(args: argparse.Namespace) -> int:
     from .probeset import ProbeSet
 
     monitors = _monitors(args.monitor)
+    _check_output(args.output, "-o")
+    _check_output(args.layout, "--layout")
     module, _, _ = prepare(args.prog)
     probes = ProbeSet(module)
     for mon in monitors:
@@ -542,6 +604,7 @@ def _layout_json(woven: Any) -> dict[str, Any]:
         "block_counters": [{"func": f, "first_instr": i, "offset": off,
                             "pc": lay.pcs[f][i]} for (f, i), off in
                            sorted(lay.block_counters.items())],
+        # A flag is set when its first byte is nonzero (flags are 1 or 4 bytes).
         "coverage_flags": [{"func": f, "first_instr": i, "offset": off,
                             "pc": lay.pcs[f][i]} for (f, i), off in
                            sorted(lay.cov_flags.items())],
@@ -593,7 +656,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
         if rest is not None:
             if not hasattr(args, "program_args"):
-                parser.error(f"{args.command} takes no program arguments after --")
+                try:
+                    _subparser(parser, args.command).error(
+                        f"{args.command} takes no program arguments after --")
+                except SystemExit:
+                    return EXIT_USAGE
             args.program_args = list(args.program_args or []) + rest
         result: int = args._run(args)
         sys.stdout.flush()

@@ -81,9 +81,22 @@ _PAGES_TRACKED = 65537  # memory-page histogram slots (the last one: beyond 4 Gi
 
 _op = BY_NAME.__getitem__
 
+_CALLS = frozenset(["call", "call_indirect"])
+
 _REACH_BUDGET = 200_000
 """Classes visited while checking that flagless returning classes do not rest on
 themselves; past it the remaining ones keep their flag (correct, only slower)."""
+
+
+def _wide_flag(instrs: list[Instr], block: CountingBlock) -> bool:
+    """Whether a coverage flag stored in ``block`` should be 4 bytes wide: when
+    the block starts right after a call. Cranelift puts the constant of a byte
+    store in a register and shares it within a basic block, which calls do not
+    end, so a byte store after a call would keep that register alive across the
+    call (a callee-saved register, or a spill: recursive's `walk`). A 4-byte
+    store takes the constant as an immediate; elsewhere the byte store is
+    shorter code."""
+    return block.first > 0 and instrs[block.first - 1].op.name in _CALLS
 
 
 def _ins(name: str, imm: object = None) -> Instr:
@@ -115,8 +128,9 @@ class Layout:
     site_counters: dict[Location, int] = field(default_factory=dict)
     """Entry/exit sites -> counter offset."""
     cov_flags: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(func, block first index) -> flag byte set when the block's coverage class
-    reaches its last instruction (blocks of one class share the byte)."""
+    """(func, block first index) -> flag set (first byte nonzero; flags are 1 or
+    4 bytes) when the block's coverage class reaches its last instruction
+    (blocks of one class share the flag)."""
     cov_implied: dict[tuple[int, int], tuple[tuple[int, int], ...]] = field(
         default_factory=dict)
     """(func, block first index) -> (func, first index) of the blocks after its
@@ -251,9 +265,15 @@ class _Weaver:
         return [_ins("i32.const", 0), _ins("i32.const", 0), _ins("i64.load", ma),
                 _ins("i64.const", 1), _ins("i64.add"), _ins("i64.store", ma)]
 
-    def flag_store(self, offset: int) -> list[Instr]:
+    def flag_store(self, offset: int, wide: bool = False) -> list[Instr]:
+        """Set a flag. ``wide``: a 4-byte flag stored as an immediate (Cranelift
+        stores a constant byte from a register; see `_wide_flag`)."""
+        if wide:
+            return [_ins("i32.const", 0), _ins("i32.const", 1),
+                    _ins("i32.store", self._memarg(offset, 2))]
         return [_ins("i32.const", 0), _ins("i32.const", 1),
                 _ins("i32.store8", self._memarg(offset, 0))]
+
 
     def histogram_add(self, offset: int, slots: int, index_local: int,
                       scratch: int) -> list[Instr]:
@@ -488,8 +508,9 @@ class _Weaver:
                     continue
                 off = flag_of.get(last)
                 if off is None:
-                    off = flag_of[last] = layout.alloc(1, 1)
-                    flags_before[blocks[last].last] = self.flag_store(off)
+                    wide = _wide_flag(instrs, blocks[last])
+                    off = flag_of[last] = layout.alloc(4, 4) if wide else layout.alloc(1, 1)
+                    flags_before[blocks[last].last] = self.flag_store(off, wide)
                 layout.cov_flags[(f.index, first)] = off
 
         # Per-location probes that are not plain counts/coverage, in index order.

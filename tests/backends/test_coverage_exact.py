@@ -135,6 +135,22 @@ def test_a_probe_trap_keeps_exact_coverage(backend: Any, compile_options: Compil
     assert _disagreements(pairs) == []
 
 
+def test_flags_after_calls_are_stored_as_immediates() -> None:
+    """A flag stored right after a call is 4 bytes wide, so Cranelift stores the
+    constant as an immediate instead of keeping a register alive across the call;
+    the others stay single bytes. $run: a call, then three blocks after calls."""
+    m = decode(assemble(WAT))
+    ps, _ = _instrument(m)
+    woven = weave(m, ps)
+    state = len(m.all_memories())
+    stores = [(ins.op.name, ins.imm[1]) for ins in decode(woven.wasm).function(4).instrs
+              if ins.op.name in ("i32.store", "i32.store8") and ins.imm[2] == state]
+    assert [name for name, _ in stores] == ["i32.store8"] + ["i32.store"] * 3
+    assert all(off % 4 == 0 for name, off in stores if name == "i32.store")
+    assert sorted(off for (func, _), off in woven.layout.cov_flags.items()
+                  if func == 4) == sorted(off for _, off in stores)
+
+
 def test_stops_accumulate_over_calls(backend: Any, compile_options: CompileOptions) -> None:
     """One instance, several calls that trap in different places: counts and
     coverage stay exact (each stop's correction is kept)."""
