@@ -58,7 +58,7 @@ def prepare(program: str | os.PathLike[str] | Module | bytes) -> tuple[Module, s
     """(module, display name, sha256 of the binary) for a path, bytes or Module."""
     if isinstance(program, Module):
         return program, "<module>", ""
-    if isinstance(program, (bytes, bytearray)):
+    if isinstance(program, (bytes, bytearray, memoryview)):
         data = bytes(program)
         return decode(data), "<bytes>", hashlib.sha256(data).hexdigest()
     data = load_bytes(program)
@@ -80,7 +80,22 @@ def run(program: str | os.PathLike[str] | Module | bytes,
     collected up to it. Decode, validation, link and probe errors do raise.
     """
     module, name, digest = prepare(program)
+    call_args = _coerce_args(module, invoke, args) if invoke is not None else []
+    if invoke is None:
+        _check_start(module)
+    if isinstance(monitors, (str, Monitor)):
+        monitors = [monitors]
     mons = [create(m) if isinstance(m, str) else m for m in monitors]
+    for m in mons:
+        if not hasattr(m, "attach"):
+            raise TypeError(f"monitors must be Monitor instances or names like 'icount', "
+                            f"not {type(m).__name__}")
+    _check_files(dirs, stdin, stdout, stderr)
+    if isinstance(argv, (str, bytes)):
+        raise TypeError("argv must be a sequence of strings, not one string")
+    bad = [k for k, v in (env or {}).items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        raise TypeError(f"env keys and values must be strings (bad: {bad[0]!r})")
     ps = probes if probes is not None else ProbeSet(module)
     opts = options or CompileOptions()
     if interruptible:
@@ -98,25 +113,41 @@ def run(program: str | os.PathLike[str] | Module | bytes,
     prog = "program" if name.startswith("<") else Path(name).name
     wasi = WasiOptions(argv=[prog, *(argv or ())], env=dict(env or {}), preopens=list(dirs),
                        stdin=stdin, stdout=stdout, stderr=stderr)
-    inst = exe.instantiate(wasi=wasi, imports=imports)
     result = RunResult(ProfileData(program=name, module_sha256=digest, backend=backend,
                                    monitors=[m.name for m in mons]), mons, module)
+    from .backends.wasm.runner import _Exit  # both backends' proc_exit
+
     try:
-        if invoke is not None:
-            result.value = inst.call(invoke, *_coerce_args(module, invoke, args))
-            result.exit_code = None
-        else:
-            result.exit_code = inst.run_wasi()
-    except Trap as t:
-        result.trap = t
-    except SystemExit as e:  # proc_exit from an invoked export
+        inst = exe.instantiate(wasi=wasi, imports=imports)
+    except Trap as start_trap:  # in the start function
+        result.trap = start_trap
+        inst = None
+    except (SystemExit, _Exit) as e:  # proc_exit in the start function
         result.exit_code = int(e.code or 0)
+        inst = None
     except KeyboardInterrupt:
         result.interrupted = True
-    finally:
+        inst = None
+    if inst is None:
         for mon in mons:
             mon.collect(result.profile)
-        inst.close()
+    else:
+        try:
+            if invoke is not None:
+                result.value = inst.call(invoke, *call_args)
+                result.exit_code = None
+            else:
+                result.exit_code = inst.run_wasi()
+        except Trap as trap:
+            result.trap = trap
+        except SystemExit as e:  # proc_exit from an invoked export
+            result.exit_code = int(e.code or 0)
+        except KeyboardInterrupt:
+            result.interrupted = True
+        finally:
+            for mon in mons:
+                mon.collect(result.profile)
+            inst.close()
     result.profile.exit_code = result.exit_code
     if result.trap is not None:
         t = result.trap
@@ -129,6 +160,46 @@ def run(program: str | os.PathLike[str] | Module | bytes,
     return result
 
 
+def _check_files(dirs: Sequence[tuple[str, str]], stdin: str | None, stdout: str | None,
+                 stderr: str | None) -> None:
+    """One ProbeError for a preopen or stdio file that cannot work (the engines
+    only say "failed to set stdin file")."""
+    for host, _guest in dirs:
+        if not os.path.isdir(host):
+            why = "not a directory" if os.path.exists(host) else "no such directory"
+            raise ProbeError(f"preopened directory {host}: {why}")
+    if stdin is not None:
+        if not os.path.exists(stdin):
+            raise ProbeError(f"stdin {stdin}: no such file")
+        if os.path.isdir(stdin):
+            raise ProbeError(f"stdin {stdin}: is a directory")
+    for what, out in (("stdout", stdout), ("stderr", stderr)):
+        if out is None:
+            continue
+        if os.path.isdir(out):
+            raise ProbeError(f"{what} {out}: is a directory")
+        parent = os.path.dirname(out) or "."
+        if not os.path.isdir(parent):
+            raise ProbeError(f"{what} {out}: no such directory {parent}")
+
+
+def _check_start(module: Module) -> None:
+    """A ProbeError when ``_start`` is exported but cannot be a WASI command's entry."""
+    export = next((e for e in module.exports if e.name == "_start"), None)
+    if export is None:
+        return  # the backend says so (and how to use --invoke)
+    if export.kind != "func":
+        raise ProbeError(f"_start is exported as a {export.kind}, not a function: not a WASI "
+                         "command (use --invoke to call an export)")
+    params = module.func_type(export.index).params
+    if params:
+        raise ProbeError(f"_start takes parameters ({' '.join(map(str, params))}): not a "
+                         "WASI command (use --invoke to call it with arguments)")
+
+
+_INT_BITS = {"i32": 32, "i64": 64}
+
+
 def _coerce_args(module: Module, export: str, args: Sequence[Any]) -> list[Any]:
     """Parse string arguments by the export's parameter types."""
     func = next((e.index for e in module.exports if e.kind == "func" and e.name == export), None)
@@ -136,18 +207,28 @@ def _coerce_args(module: Module, export: str, args: Sequence[Any]) -> list[Any]:
         names = [e.name for e in module.exports if e.kind == "func"]
         raise ProbeError(f"no exported function {export!r} (exports: "
                          f"{', '.join(names) or 'none'})")
-    params = module.func_type(func).params
+    ftype = module.func_type(func)
+    params = ftype.params
     if len(args) != len(params):
         raise ProbeError(f"{export} takes {len(params)} argument(s) "
                          f"({' '.join(map(str, params)) or 'none'}), got {len(args)}")
+    if any(t.name == "v128" for t in ftype.results):
+        raise ProbeError(f"{export} returns a v128, which cannot be passed to the host")
     out: list[Any] = []
     for a, t in zip(args, params, strict=False):
         if not isinstance(a, str):
+            if t.name in _INT_BITS and (isinstance(a, bool) or not isinstance(a, int)):
+                raise ProbeError(f"argument {a!r} is not a valid {t}")
+            if t.name in ("f32", "f64") and (isinstance(a, bool)
+                                              or not isinstance(a, (int, float))):
+                raise ProbeError(f"argument {a!r} is not a valid {t}")
+            if isinstance(a, int) and t.name in _INT_BITS:
+                _check_int_range(a, t.name)
             out.append(a)
             continue
         try:
-            if t.name in ("i32", "i64"):
-                out.append(int(a, 0))
+            if t.name in _INT_BITS:
+                out.append(_check_int_range(int(a, 0), t.name))
             elif t.name in ("f32", "f64"):
                 out.append(float(a))
             else:
@@ -155,6 +236,15 @@ def _coerce_args(module: Module, export: str, args: Sequence[Any]) -> list[Any]:
         except ValueError:
             raise ProbeError(f"argument {a!r} is not a valid {t}") from None
     return out
+
+
+def _check_int_range(value: int, name: str) -> int:
+    """``value`` when an i32/i64 can hold it (signed or unsigned), else a ProbeError."""
+    bits = _INT_BITS[name]
+    if not -(1 << (bits - 1)) <= value < (1 << bits):
+        raise ProbeError(f"argument {value} is out of range for {name} "
+                         f"({-(1 << (bits - 1))}..{(1 << bits) - 1})")
+    return value
 
 
 

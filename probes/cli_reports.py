@@ -23,6 +23,8 @@ from .cli import (
     EXIT_TRAP,
     RUN_ARGS,
     _atomic_write,
+    _check_output,
+    _check_stdin,
     _dirs,
     _env,
     _Progress,
@@ -55,6 +57,10 @@ def load_profile(path: str) -> ProfileData:
                           "`probes trace PROG -m ... -o PROFILE.json`)") from None
     except json.JSONDecodeError as e:
         raise ProbesError(f"{path}: not a probes profile (invalid JSON: {e})") from None
+    except UnicodeDecodeError:
+        raise ProbesError(f"{path}: not a probes profile (not UTF-8 JSON text)") from None
+    except IsADirectoryError:
+        raise ProbesError(f"{path}: is a directory, not a profile") from None
     except ValueError as e:
         raise ProbesError(f"{path}: {e}") from None
     except (KeyError, TypeError, AttributeError) as e:
@@ -112,6 +118,17 @@ def _source_opts(args: argparse.Namespace, prog_path: str | None) -> dict[str, A
     return {"include": tuple(args.include or ()), "omit": omit, "search": search}
 
 
+def _count(text: str) -> int:
+    """argparse type: a non-negative integer."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {n}")
+    return n
+
+
 SOURCE_ARGS = (
     arg("--include", action="append", default=[], metavar="GLOB",
         help="only report source files matching GLOB (repeatable)"),
@@ -158,7 +175,7 @@ def _listing_path(output: str | None, profile: ProfileData) -> str:
          arg("--program", "-p", metavar="PROG",
              help="the program the profile is of (default: the path it recorded)"),
          arg("-o", "--output", metavar="FILE", help="write to FILE instead of stdout"),
-         arg("--top", type=int, default=15, metavar="N", help="rows per text table"),
+         arg("--top", type=_count, default=15, metavar="N", help="rows per text table"),
          *SOURCE_ARGS)
 def _report(args: argparse.Namespace) -> int:
     """Render a profile saved by `probes trace -o PROFILE.json`.
@@ -271,11 +288,14 @@ def _coverage(args: argparse.Namespace) -> int:
     from .monitors import create
 
     monitors = [create("coverage:level=instruction"), create("branches"), create("icount")]
+    _check_output(args.output, "-o", args.prog)
+    _check_output(args.save, "--save", args.prog)
+    _check_stdin(args.stdin)
     invoke = args.invoke[0] if args.invoke else None
     invoke_args = tuple(args.invoke[1:]) if args.invoke else ()
     result = run(args.prog, monitors, backend=args.backend, argv=args.program_args,
                  env=_env(args.env), dirs=_dirs(args.dir), invoke=invoke, args=invoke_args,
-                 stdin=args.stdin, progress=_Progress)
+                 stdin=args.stdin, progress=_Progress, interruptible=True)
     profile, module = result.profile, result.module
     sys.stdout.flush()
     if args.save:
@@ -302,7 +322,7 @@ def _coverage(args: argparse.Namespace) -> int:
         return EXIT_TRAP
     if code:
         return code
-    return result.exit_code or 0
+    return _cli.exit_status(result.exit_code)
 
 
 def coverage_table(files: Sequence[Any], profile: ProfileData, module: Module) -> str:
