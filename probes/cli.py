@@ -293,6 +293,8 @@ def _cfg(args: argparse.Namespace) -> int:
     With --format dot, render with e.g. `dot -Tsvg`."""
     from .ir.cfg import build_cfg
 
+    _check_output(args.output, "-o", args.prog)
+    _check_output(args.output, "-o", args.profile, "profile")
     data, m = _load(args.prog)
     if args.func is not None:
         funcs = [_resolve_defined_func(m, args.func)]
@@ -378,16 +380,17 @@ def _env(specs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _check_output(path: str | None, option: str, prog: str | None = None) -> None:
+def _check_output(path: str | None, option: str, prog: str | None = None,
+                  what_is: str = "program") -> None:
     """Refuse, before a long run, an output path that cannot be written (or that
-    is the program ``prog`` itself)."""
+    is the input ``prog`` itself: the program, or ``what_is``)."""
     if not path or path == "-":
         return
     what = f"{option}{path}" if option.endswith("=") else f"{option} {path}"
     if os.path.isdir(path):
         raise ProbesError(f"{what}: is a directory")
     if prog and os.path.isfile(path) and os.path.isfile(prog) and os.path.samefile(path, prog):
-        raise ProbesError(f"{what}: that is the program; refusing to overwrite it")
+        raise ProbesError(f"{what}: that is the {what_is}; refusing to overwrite it")
     parent = os.path.dirname(path)
     while parent and not os.path.exists(parent):  # created on write
         parent = os.path.dirname(parent)

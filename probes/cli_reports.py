@@ -193,6 +193,8 @@ def _report(args: argparse.Namespace) -> int:
 
     Formats that need the program load it from --program or from the path the
     profile recorded, and refuse a program whose sha256 differs."""
+    _check_output(args.output, "-o", args.profile, "profile")
+    _check_output(args.output, "-o", args.program)
     profile = load_profile(args.profile)
     fmt = args.format
     module, prog_path = module_for(profile, args.program, args.profile,

@@ -291,3 +291,20 @@ def test_output_over_the_program_is_refused(run: Run, tmp_path: Path,
 def test_profile_and_report_to_the_same_file(run: Run) -> None:
     assert_user_error(run("trace", EXAMPLES / "fib.wasm", "-o", "p.json", "--report", "p.json"),
                       "both name p.json")
+
+
+def test_report_or_cfg_over_their_inputs_is_refused(run: Run, tmp_path: Path) -> None:
+    """`report p.json -F json -o p.json` replaced the profile with the report."""
+    data = (EXAMPLES / "fib.wasm").read_bytes()
+    (tmp_path / "fib.wasm").write_bytes(data)
+    assert run("trace", "fib.wasm", "-m", "icount", "-o", "p.json").returncode == 0
+    profile = (tmp_path / "p.json").read_text()
+    assert_user_error(run("report", "p.json", "-F", "json", "-o", "p.json"),
+                      "that is the profile")
+    assert_user_error(run("report", "p.json", "-p", "fib.wasm", "-o", "fib.wasm"),
+                      "that is the program")
+    assert_user_error(run("cfg", "fib.wasm", "-o", "fib.wasm"), "that is the program")
+    assert_user_error(run("cfg", "fib.wasm", "--profile", "p.json", "-o", "p.json"),
+                      "that is the profile")
+    assert (tmp_path / "p.json").read_text() == profile
+    assert (tmp_path / "fib.wasm").read_bytes() == data
