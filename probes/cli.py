@@ -486,7 +486,7 @@ def _execute(args: argparse.Namespace, monitor_specs: Sequence[str]) -> int:
     if texts:
         body = "\n\n".join(texts) + "\n"
         if report_file:
-            Path(report_file).write_text(body, encoding="utf-8")
+            _atomic_write(report_file, body.encode())  # like -o: makes missing folders
         else:
             sys.stdout.flush()
             sys.stderr.write(body)

@@ -308,3 +308,11 @@ def test_report_or_cfg_over_their_inputs_is_refused(run: Run, tmp_path: Path) ->
                       "that is the profile")
     assert (tmp_path / "p.json").read_text() == profile
     assert (tmp_path / "fib.wasm").read_bytes() == data
+
+
+def test_report_file_in_a_new_folder_like_the_profile(run: Run, tmp_path: Path) -> None:
+    """-o made missing folders but --report failed there after the run."""
+    proc = run("trace", EXAMPLES / "fib.wasm", "-o", "a/p.json", "--report", "b/r.txt")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a" / "p.json").is_file()
+    assert (tmp_path / "b" / "r.txt").read_text().startswith("icount:")
