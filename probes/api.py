@@ -145,9 +145,9 @@ def run(program: str | os.PathLike[str] | Module | bytes,
         except KeyboardInterrupt:
             result.interrupted = True
         finally:
+            inst.close()  # first: it delivers buffered events (a Ctrl-C skips that)
             for mon in mons:
                 mon.collect(result.profile)
-            inst.close()
     result.profile.exit_code = result.exit_code
     if result.trap is not None:
         t = result.trap

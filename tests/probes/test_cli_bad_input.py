@@ -316,3 +316,30 @@ def test_report_file_in_a_new_folder_like_the_profile(run: Run, tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "a" / "p.json").is_file()
     assert (tmp_path / "b" / "r.txt").read_text().startswith("icount:")
+
+
+@pytest.mark.parametrize("backend", ["wasm", "native"])
+def test_ctrl_c_keeps_buffered_trace_events(installed: None, tmp_path: Path,
+                                            backend: str) -> None:
+    """The events still in the guest's trace buffer were dropped on Ctrl-C (kept on
+    a trap): the monitors collected before the instance flushed them."""
+    import time
+
+    (tmp_path / "t.wat").write_text(
+        '(module (func $f) (func (export "_start") (call $f) (loop br 0)))')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probes", "trace", "-b", backend, "t.wat", "-m", "trace",
+         "-o", "p.json"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(3 if backend == "wasm" else 6)
+    assert proc.poll() is None, proc.communicate()[1]
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the guest did not stop on Ctrl-C")
+    assert proc.returncode == cli.EXIT_INTERRUPTED, err
+    assert "trace: 2 events" in err
+    assert json.loads((tmp_path / "p.json").read_text())["trace"] == [[1, 1, 0], [0, 1, 0]]
