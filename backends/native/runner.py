@@ -579,6 +579,7 @@ class NativeInstance(WasmInstance):
         self.stats = RunStats()
         self._frozen: bytes | None = None
         self._firsts: dict[int, list[int]] = {}
+        self._verbatim_pcs: dict[int, list[int]] = {}
         self._init_stops()
         self.store = None
         self._pending: BaseException | None = None

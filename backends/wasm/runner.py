@@ -284,6 +284,7 @@ class WasmInstance:
         self._init_stops()
         self._frozen: bytes | None = None
         self._firsts: dict[int, list[int]] = {}
+        self._verbatim_pcs: dict[int, list[int]] = {}
         self._pending: BaseException | None = None
         self._keep: list[Any] = []  # raw callbacks must outlive the store
         self.store = wasmtime.Store(exe.engine)
@@ -811,6 +812,8 @@ class WasmInstance:
         if not raw:
             return True
         func, offset = raw[0]
+        if offset < 0:
+            return False
         maps = self.layout.offset_maps.get(func)
         return maps is None or not maps[0] or offset >= maps[0][0]
 
@@ -831,7 +834,14 @@ class WasmInstance:
             return None
         maps = self.layout.offset_maps.get(func)
         if maps is None:
-            return Location(func, woven_pc)
+            # Copied verbatim: an offset of the original body. Name the instruction
+            # it falls in (wasmtime may report a function's own offset, or none).
+            instrs = self.module.function(func).instrs
+            pcs = self._verbatim_pcs.get(func)
+            if pcs is None:
+                pcs = self._verbatim_pcs[func] = [ins.pc for ins in instrs]
+            i = max(0, bisect.bisect_right(pcs, woven_pc) - 1)
+            return Location(func, pcs[i]) if pcs else None
         woven, orig = maps
         i = bisect.bisect_left(woven, woven_pc)
         if i >= len(orig):
@@ -938,7 +948,7 @@ def _wasm_frames(t: Exception) -> list[tuple[int, int]]:
     """(function index, body offset) of each guest frame a wasmtime Trap or error
     carries, innermost first. (Traps returned by host functions arrive as errors.)"""
     if isinstance(t, wasmtime.Trap):
-        return [(fr.func_index, fr.func_offset) for fr in t.frames or ()]
+        return [(fr.func_index, _known_offset(fr.func_offset)) for fr in t.frames or ()]
     try:
         import ctypes
 
@@ -948,11 +958,19 @@ def _wasm_frames(t: Exception) -> list[tuple[int, int]]:
         ffi.wasmtime_error_wasm_trace(t.ptr(), ctypes.byref(vec))  # type: ignore[attr-defined]
         try:
             return [(ffi.wasm_frame_func_index(vec.data[i]),
-                     ffi.wasm_frame_func_offset(vec.data[i])) for i in range(vec.size)]
+                     _known_offset(ffi.wasm_frame_func_offset(vec.data[i])))
+                    for i in range(vec.size)]
         finally:
             ffi.wasm_frame_vec_delete(ctypes.byref(vec))
     except (ImportError, AttributeError, TypeError):
         return []
+
+
+def _known_offset(offset: int | None) -> int:
+    """A frame's body offset, or -1 where wasmtime knows none (it reports
+    2**64 - 1 for a stack overflow in the callee's prologue, before any of its
+    instructions)."""
+    return -1 if offset is None or offset >= 1 << 32 else offset
 
 
 class _Exit(Exception):

@@ -95,3 +95,42 @@ def test_trap_corrects_the_block_count(backend, compile_options) -> None:  # typ
     assert covered == [True, True, True, False]
     assert result.trap.location == Location(f.index, f.instrs[2].pc)
     assert result.profile.trap is not None and result.profile.trap["pc"] == f.instrs[2].pc
+
+
+@pytest.mark.parametrize("monitors", [[], ["icount", "coverage"]])
+@pytest.mark.parametrize("interruptible", [False, True])
+def test_stack_exhaustion_stops_before_the_callee(backend, compile_options, monitors,  # type: ignore[no-untyped-def]
+                                                  interruptible) -> None:
+    """The innermost activation never entered: the trap names its first
+    instruction, and nothing after its call in the caller ran (wasmtime gives
+    no offset for that frame)."""
+    from dataclasses import replace
+
+    opts = replace(compile_options, interruptible=interruptible)
+    result = run(EXAMPLES / "trap.wat", monitors, backend=backend.name, invoke="deep",
+                 args=(1_000_000,), options=opts)
+    assert result.trap is not None and result.trap.kind == "call stack exhausted"
+    m = result.module
+    f = m.function(m.resolve_func("deep"))
+    assert result.trap.location == Location(f.index, f.instrs[0].pc)
+    assert result.trap.backtrace[1].func == f.index
+    if monitors:
+        after_call = [i for k, i in enumerate(f.instrs) if k and f.instrs[k - 1].op.name == "call"]
+        ran = {i.op.name: result.profile.coverage[Location(f.index, i.pc)] for i in after_call}
+        assert ran == {"i32.add": False}
+        entries = result.profile.counts[Location(f.index, f.instrs[0].pc)]
+        call = next(i for i in f.instrs if i.op.name == "call")
+        assert result.profile.counts[Location(f.index, call.pc)] == entries  # the last failed
+
+
+@pytest.mark.parametrize("interruptible", [False, True])
+def test_a_trap_in_an_uninstrumented_function_names_its_instruction(  # type: ignore[no-untyped-def]
+        backend, compile_options, interruptible) -> None:
+    from dataclasses import replace
+
+    result = run(EXAMPLES / "trap.wat", [], backend=backend.name, invoke="boom",
+                 options=replace(compile_options, interruptible=interruptible))
+    m = result.module
+    f = m.function(m.resolve_func("boom"))
+    assert result.trap is not None and result.trap.kind == "unreachable"
+    assert result.trap.location == Location(f.index, f.instrs[0].pc)
