@@ -2,9 +2,12 @@
 
 Every function becomes ``RESULT f<i>(i8* ctx, i64* frame, PARAMS...)``;
 ``ctx`` is the instance's `rt_ctx` (cext/runtime_api.h, field offsets read
-through cffi), ``frame`` its call depth as the address ``&ctx->frames[depth]``
-(the slot it records its calls in: one pointer kept across calls instead of
-the depth, the array and the index). Results are a scalar or a literal
+through cffi), ``frame`` its call depth as the address ``&ctx->frames[depth - 1]``:
+the caller's slot, which holds the record of this call; the function's own
+slot, where it records its calls, is ``frame + 1``, and that same pointer is
+what it passes on (one pointer kept across calls instead of the depth, the
+array and the index; passing the callee's slot instead kept both ``frame`` and
+``frame + 1`` alive across calls). Results are a scalar or a literal
 struct (multi-value). Locals and block results live in allocas that LLVM's
 mem2reg turns into SSA; the operand stack is a compile-time list of values.
 
@@ -29,9 +32,10 @@ pointer and call depth (``frame`` against ``ctx->frames_limit``) on entry. A
 failed check calls ``rt_trap(ctx, kind, func, pc, depth)``, which longjmps to
 the innermost ``rt_invoke``; ``pc`` is the instruction's offset in the
 compiled (woven) body, mapped back to the original location by the runner.
-Before each call a frame record ``func << 32 | pc`` goes to ``*frame`` (that
-is ``ctx->frames[depth]``) so traps have backtraces; the callee gets
-``frame + 1``.
+Before each call a frame record, the call's module offset (its function's
+``body_offset`` + pc: below 2**31, so the store takes a 32-bit immediate and
+no register), goes to the function's slot (``ctx->frames[depth]``) so traps
+have backtraces; the callee gets the address of that slot.
 
 Fuel and interrupts (`LowerConfig.fuel`, `LowerConfig.interruptible`): one
 check, compiled at every loop header and before every call (the callee's
@@ -408,7 +412,7 @@ class _ModuleLowering:
                     [ctx, ir.Constant(I32, idx), iop, ir.Constant(I32, len(params))])
         fail = b.icmp_unsigned("!=", st, ir.Constant(I32, 0))
         with b.if_then(fail, likely=False):
-            depth = self.depth_of(b, ctx, fn.args[1])
+            depth = self.depth_of(b, ctx, b.gep(fn.args[1], [ir.Constant(I64, 1)]))
             b.call(self.runtime["rt_trap"], [ctx, st, ir.Constant(I32, -1), ir.Constant(I32, -1),
                                              depth])
             b.unreachable()
@@ -438,7 +442,9 @@ class _ModuleLowering:
         ctx, io = fn.args
         args = [from_bits(b, b.load(b.gep(io, [ir.Constant(I32, k)])), lltype(t))
                 for k, t in enumerate(ft.params)]
-        r = b.call(self.functions[idx], [ctx, self.frames_of(b, ctx), *args])
+        # Depth 0: its slot is frames[0], the (unused) caller's one before it.
+        r = b.call(self.functions[idx],
+                   [ctx, b.gep(self.frames_of(b, ctx), [ir.Constant(I64, -1)]), *args])
         if len(ft.results) == 1:
             b.store(to_bits(b, r), io)
         elif ft.results:
@@ -536,7 +542,8 @@ class _FuncLowering:
         body = self.fn.append_basic_block("body")
         self.b = ir.IRBuilder(body)
         self.ctx = self.fn.args[0]
-        self.frame = self.fn.args[1]
+        self.frame = self.entry_builder.gep(self.fn.args[1], [ir.Constant(I64, 1)])
+        """This function's frame slot, ``&ctx->frames[depth]``."""
         self.stack: list[ir.Value] = []
         self.frames: list[_Frame] = []
         self.live = True
@@ -729,10 +736,12 @@ class _FuncLowering:
         return p
 
     def record_frame(self) -> ir.Value:
-        """frames[depth] = func << 32 | pc, before a call; returns the callee's slot."""
-        st = self.b.store(ir.Constant(I64, (self.index << 32) | self.pc), self.frame)
+        """frames[depth] = the call's module offset, before a call; returns what the
+        callee gets (this function's slot). (``func << 32 | pc`` took a 10-byte constant,
+        which LLVM kept in a register or a spill slot across the calls of tak and fib.)"""
+        st = self.b.store(ir.Constant(I64, self.f.body_offset + self.pc), self.frame)
         st.set_metadata("tbaa", self.ml.tbaa("frames"))
-        return self.b.gep(self.frame, [ir.Constant(I64, 1)], inbounds=True)
+        return self.frame
 
     # -- memory -------------------------------------------------------------------------
     def mem_base_and_size(self, mem: int) -> tuple[ir.Value, ir.Value]:
@@ -1216,9 +1225,10 @@ def _call_indirect(fl: _FuncLowering, ins: Instr) -> None:
     link = fl.link_buffer()
     before = b.block
     with b.if_then(foreign, likely=False):
-        depth = fl.ml.depth_of(b, fl.ctx, frame)
-        b.call(fl.ml.runtime["rt_enter"], [fl.ctx, cctx, link, depth])
-        theirs = b.gep(fl.ml.frames_of(b, cctx), [b.zext(depth, I64)])
+        mine = fl.ml.depth_of(b, fl.ctx, frame)
+        b.call(fl.ml.runtime["rt_enter"], [fl.ctx, cctx, link,
+                                           b.add(mine, ir.Constant(I32, 1))])
+        theirs = b.gep(fl.ml.frames_of(b, cctx), [b.zext(mine, I64)])
         inside = b.block
     slot = b.phi(I64P)
     slot.add_incoming(frame, before)

@@ -111,6 +111,7 @@ def test_bad_indirect_calls(native: Any) -> None:
     inst.close()
 
 
+
 @pytest.mark.parametrize("locals_", [0, 200])
 def test_deep_recursion_traps(native: Any, locals_: int) -> None:
     decl = f"(local {' '.join(['i64'] * locals_)})" if locals_ else ""
@@ -157,3 +158,37 @@ def test_host_exceptions_propagate(native: Any) -> None:
     with pytest.raises(ValueError, match="boom"):
         inst.call("f")
     inst.close()
+
+
+def test_backtrace_through_direct_and_indirect_calls(native: Any) -> None:
+    """Frame records are call offsets in the compiled module: the backtrace names every
+    call site (direct, indirect, in an instrumented function) at its original location,
+    as wasmtime does."""
+    from probes.backends.wasm import WasmBackend
+    from probes.monitors import create
+    from probes.probeset import ProbeSet
+
+    wat = """(module
+      (type $ii (func (param i32) (result i32)))
+      (table 1 funcref) (elem (i32.const 0) $mid)
+      (func $leaf (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0)))
+      (func $mid (param i32) (result i32)
+        (i32.add (i32.const 1) (call $leaf (local.get 0))))
+      (func (export "top") (param i32) (result i32)
+        (nop) (call_indirect (type $ii) (local.get 0) (i32.const 0))))"""
+    m = decode(assemble(wat))
+    traps = []
+    for backend in (native, WasmBackend()):
+        for monitor in (None, "icount"):
+            ps = ProbeSet(m)
+            if monitor:
+                create(monitor).attach(m, ps)
+            inst = backend.compile(m, ps, OPTS).instantiate()
+            with pytest.raises(Trap) as info:
+                inst.call("top", 0)
+            traps.append(info.value)
+            assert inst.call("top", 1) == 2
+            inst.close()
+    assert all(t.kind == traps[0].kind for t in traps)
+    assert [len(t.backtrace) for t in traps] == [3] * 4
+    assert len({tuple(t.backtrace) for t in traps}) == 1, [t.backtrace for t in traps]
