@@ -318,6 +318,14 @@ class _ModuleLowering:
             self._size_ranges[mem] = md
         return md
 
+    def fixed_table_size(self, table: int) -> int | None:
+        """The size of a defined table whose minimum is its maximum (it can never grow, so
+        its size is a constant and its elements never move), else None."""
+        if table < self.imported_tables:
+            return None
+        limits = self.m.all_tables()[table].limits
+        return limits.min if limits.max == limits.min else None
+
     def table_tag(self, table: int) -> str:
         """TBAA name of table ``table`` (imported tables share one, as memories do)."""
         return f"table{table}" if table >= self.imported_tables else "table.imported"
@@ -853,17 +861,36 @@ class _FuncLowering:
         return p
 
     def table_size(self, t: int) -> ir.Value:
+        fixed = self.ml.fixed_table_size(t)
+        if fixed is not None:
+            return ir.Constant(I32, fixed)
         return self.struct_field(self.table_base(t), self.lay.table["size"], I32,
                                  f"{self.ml.table_tag(t)}.size")
+
+    def table_elems(self, t: int) -> ir.Value:
+        """``tables[t]->elems``: loaded once, in the entry block, when the table can never
+        grow (so never reallocates its elements), else at each use."""
+        tag = f"{self.ml.table_tag(t)}.elems"
+        if self.ml.fixed_table_size(t) is None:
+            return self.struct_field(self.table_base(t), self.lay.table["elems"], I64P, tag)
+        key = ("elems", t)
+        v = self._cached.get(key)
+        if v is None:
+            eb = self.entry_builder
+            v = eb.load(eb.bitcast(eb.gep(self.table_base(t),
+                                          [ir.Constant(I64, self.lay.table["elems"])]),
+                                   I64P.as_pointer()))
+            v.set_metadata("tbaa", self.ml.tbaa(tag))
+            v.set_metadata("invariant.load", self.ml.empty_md)
+            self._cached[key] = v
+        return v
 
     def table_elem_ptr(self, t: int, idx: ir.Value) -> ir.Value:
         """Checked pointer to element ``idx`` of table ``t``."""
         b = self.b
         size = self.table_size(t)
         self.trap_if(b.icmp_unsigned(">=", idx, size), "table")
-        elems = self.struct_field(self.table_base(t), self.lay.table["elems"], I64P,
-                                  f"{self.ml.table_tag(t)}.elems")
-        return b.gep(elems, [b.zext(idx, I64)])
+        return b.gep(self.table_elems(t), [b.zext(idx, I64)])
 
     # -- control ----------------------------------------------------------------------------
     def block_sig(self, ins: Instr) -> tuple[tuple[ir.Type, ...], tuple[ir.Type, ...]]:
