@@ -318,6 +318,10 @@ class _ModuleLowering:
             self._size_ranges[mem] = md
         return md
 
+    def min_size(self, mem: int) -> int:
+        """Memory ``mem``'s declared minimum in bytes (an import is at least as large)."""
+        return self.m.all_memories()[mem].limits.min * 65536
+
     def fixed_table_size(self, table: int) -> int | None:
         """The size of a defined table whose minimum is its maximum (it can never grow, so
         its size is a constant and its elements never move), else None."""
@@ -802,14 +806,26 @@ class _FuncLowering:
         return base, size
 
     def address(self, mem: int, addr: ir.Value, offset: int, nbytes: int) -> ir.Value:
-        """Checked pointer to ``nbytes`` at ``addr + offset`` of memory ``mem``."""
+        """Checked pointer to ``nbytes`` at ``addr + offset`` of memory ``mem``.
+
+        When the memory's minimum size covers ``k = offset + nbytes`` (so ``size - k``
+        cannot wrap), the check is ``addr > size - k``: the value compared is the address
+        itself, one for all the accesses through it whatever their offsets, and the limit
+        is computed where the size is loaded. ``addr + k > size`` made one value per
+        offset, which LLVM hoisted out of loops and then kept in registers, or spilled,
+        across calls (musl's printf_core: some 50 spills in its entry block).
+        """
         b = self.b
         base, size = self.mem_base_and_size(mem)
-        ea = b.zext(addr, I64)
-        if offset:
-            ea = b.add(ea, ir.Constant(I64, offset))
-        end = b.add(ea, ir.Constant(I64, nbytes)) if nbytes else ea
-        self.trap_if(b.icmp_unsigned(">", end, size), "memory")
+        a = b.zext(addr, I64)
+        ea = b.add(a, ir.Constant(I64, offset)) if offset else a
+        k = offset + nbytes
+        if not isinstance(size, ir.Constant) and k <= self.ml.min_size(mem):
+            limit = b.sub(size, ir.Constant(I64, k), flags=["nuw"])
+            self.trap_if(b.icmp_unsigned(">", a, limit), "memory")
+        else:
+            self.trap_if(b.icmp_unsigned(">", b.add(ea, ir.Constant(I64, nbytes)), size),
+                         "memory")
         return b.gep(base, [ea])
 
     def load(self, mem: int, addr: ir.Value, offset: int, t: ir.Type) -> ir.Value:
