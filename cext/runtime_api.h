@@ -31,6 +31,10 @@ typedef struct rt_memory {
     void *block;            /* an inline state memory: the mapping holding its context and
                                its bytes (unmapped by the last release), else NULL */
     uint64_t block_size;
+    uint64_t **mirrors;     /* copies of `size` that contexts hold (rt_ctx.mem_sizes slots):
+                               every change of `size` updates them */
+    uint32_t nmirrors;
+    uint32_t mirrors_cap;
 } rt_memory;
 
 typedef struct rt_funcref {
@@ -98,6 +102,9 @@ typedef struct rt_ctx {
     struct rt_ctx *trap_origin; /* the context whose code trapped (differs after a crossing) */
     rt_memory *mem_objs[4]; /* mems[i] and its base for the first RT_INLINE_MEMS memories, */
     uint8_t *mem_bases[4];  /* kept by rt_memory_attach: one load from ctx instead of three */
+    uint64_t mem_sizes[4];  /* their sizes, kept by rt_memory_attach and every grow (the
+                               memory's mirrors): generated code compares addresses with a
+                               field of ctx, and needs no register for the memory object */
     uint64_t *frames_limit; /* frames + max_depth: generated code gets &frames[depth - 1]
                                instead of depth, and traps with RT_TRAP_STACK when its own
                                slot &frames[depth] reaches this */

@@ -17,7 +17,11 @@ a function loads the object pointer and a memory's base once, in its entry
 block (neither ever changes: memories reserve their maximum up front; the
 first ``RT_INLINE_MEMS`` have copies in the context, one load each), and the
 size at each access, with a ``!range`` from the declared minimum (memories
-never shrink, so LLVM drops the checks below it). The probe state memory
+never shrink, so LLVM drops the checks below it). The first
+``RT_INLINE_MEMS`` memories' sizes are read from copies in the context
+(``ctx->mem_sizes``, which the runtime updates on every grow of the memory,
+by whichever instance or host), so a function keeps no register for the
+memory object across its calls. The probe state memory
 lives inline at ``ctx + RT_STATE_OFFSET``: counters and flags are addressed
 from ctx, no load and no register of their own. Imported memories (tables)
 share one TBAA tag, since one memory may be imported twice; an imported
@@ -158,7 +162,7 @@ class CtxLayout:
         return CtxLayout(
             ctx=fields("rt_ctx", ("mems", "globals", "tables", "funcs", "frames",
                                   "stack_limit", "fuel", "interrupt", "sig_ids", "mem_objs",
-                                  "mem_bases", "frames_limit")),
+                                  "mem_bases", "mem_sizes", "frames_limit")),
             memory=fields("rt_memory", ("base", "size")),
             memory_size=ffi.sizeof("rt_memory"),
             funcref=fields("rt_funcref", ("code", "ctx", "type_id")),
@@ -781,8 +785,13 @@ class _FuncLowering:
                     v.set_metadata("tbaa", self.ml.tbaa(f"ctx.{name}[]"))
                     v.set_metadata("invariant.load", self.ml.empty_md)
                     return v
-                mp = inline("mem_objs")
                 base = inline("mem_bases")
+                # Its size: the context's copy (rt_memory's mirrors keep it), addressed
+                # from ctx; no register for the memory object across calls.
+                sp = eb.bitcast(eb.gep(self.ctx, [ir.Constant(
+                    I64, self.lay.ctx["mem_sizes"] + 8 * mem)]), I64P)
+                cached = (base, sp)
+                self._cached[key] = cached
             else:
                 mems = self.ctx_field("mems", I8P.as_pointer())
                 mp = eb.load(eb.gep(mems, [ir.Constant(I64, mem)]))
@@ -793,15 +802,17 @@ class _FuncLowering:
                 base = eb.load(bp)
                 base.set_metadata("tbaa", self.ml.tbaa(f"{tag}.base"))
                 base.set_metadata("invariant.load", self.ml.empty_md)
-            sp = eb.bitcast(eb.gep(mp, [ir.Constant(I64, self.lay.memory["size"])]), I64P)
-            cached = (base, sp)
-            self._cached[key] = cached
+                sp = eb.bitcast(eb.gep(mp, [ir.Constant(I64, self.lay.memory["size"])]), I64P)
+                cached = (base, sp)
+                self._cached[key] = cached
         base, sp = cached
         fixed = self.ml.cfg.fixed_memory_sizes.get(mem)
         if fixed is not None:
             return base, ir.Constant(I64, fixed)
         size = self.b.load(sp)
-        size.set_metadata("tbaa", self.ml.tbaa(f"{self.ml.mem_tag(mem)}.size"))
+        size.set_metadata("tbaa", self.ml.tbaa(f"{self.ml.mem_tag(mem)}.size"
+                                               if mem >= self.lay.inline_mems
+                                               else "ctx.mem_sizes[]"))
         size.set_metadata("range", self.ml.size_range(mem))
         return base, size
 
