@@ -40,6 +40,32 @@
 _Static_assert(sizeof(rt_ctx) <= RT_STATE_OFFSET, "the inline state memory overlaps rt_ctx");
 _Static_assert(sizeof(((rt_ctx *)0)->mem_bases) == RT_INLINE_MEMS * sizeof(uint8_t *),
                "RT_INLINE_MEMS and rt_ctx.mem_bases disagree");
+_Static_assert(sizeof(((rt_ctx *)0)->mem_sizes) == RT_INLINE_MEMS * sizeof(uint64_t),
+               "RT_INLINE_MEMS and rt_ctx.mem_sizes disagree");
+
+/* A context's copy of a memory's size: registered while the context holds the memory. */
+static int32_t mirror_add(rt_memory *m, uint64_t *slot) {
+    if (m->nmirrors == m->mirrors_cap) {
+        uint32_t cap = m->mirrors_cap ? 2 * m->mirrors_cap : 2;
+        uint64_t **p = realloc(m->mirrors, (size_t)cap * sizeof(uint64_t *));
+        if (!p)
+            return -1;
+        m->mirrors = p;
+        m->mirrors_cap = cap;
+    }
+    m->mirrors[m->nmirrors++] = slot;
+    *slot = m->size;
+    return 0;
+}
+
+static void mirror_remove(rt_memory *m, uint64_t *slot) {
+    for (uint32_t i = 0; i < m->nmirrors; i++) {
+        if (m->mirrors[i] == slot) {
+            m->mirrors[i] = m->mirrors[--m->nmirrors];
+            return;
+        }
+    }
+}
 
 static rt_ctx *ctx_init(rt_ctx *ctx, uint32_t nmems, uint32_t ntables, uint32_t nglobals,
                         uint32_t nfuncs, uint32_t ndatas, uint32_t nelems, uint32_t max_depth) {
@@ -105,6 +131,7 @@ rt_ctx *rt_ctx_new_inline(uint32_t nmems, uint32_t ntables, uint32_t nglobals, u
     if (state_mem < RT_INLINE_MEMS) {
         ctx->mem_objs[state_mem] = m;
         ctx->mem_bases[state_mem] = m->base;
+        ctx->mem_sizes[state_mem] = m->size; /* it never grows: no mirror */
     }
     return ctx_init(ctx, nmems, ntables, nglobals, nfuncs, ndatas, nelems, max_depth);
 }
@@ -116,10 +143,13 @@ void rt_ctx_free(rt_ctx *ctx) {
     if (ctx->mems) {
         for (uint32_t i = 0; i < ctx->nmems; i++) {
             rt_memory *m = ctx->mems[i];
-            if (m && m->block == (void *)ctx)
+            if (m && m->block == (void *)ctx) {
                 inline_state = m;
-            else
+            } else if (m) {
+                if (i < RT_INLINE_MEMS)
+                    mirror_remove(m, &ctx->mem_sizes[i]);
                 rt_memory_release(m);
+            }
         }
     }
     if (ctx->tables) {
@@ -152,6 +182,7 @@ void rt_ctx_free(rt_ctx *ctx) {
 /* -- memories ------------------------------------------------------------------------------ */
 
 static uint8_t empty_memory[8];
+
 
 rt_memory *rt_memory_new(uint64_t min_pages, uint64_t max_pages) {
     if (min_pages > MAX_PAGES)
@@ -198,6 +229,7 @@ void rt_memory_release(rt_memory *m) {
         munmap(m->block, m->block_size);
     else if (m->reserved)
         munmap(m->base, m->reserved);
+    free(m->mirrors);
     free(m);
 }
 
@@ -206,7 +238,11 @@ int32_t rt_memory_attach(rt_ctx *ctx, uint32_t idx, rt_memory *m) {
         return -1;
     if (ctx->mems[idx] && ctx->mems[idx]->block == (void *)ctx)
         return -1; /* the inline state memory stays: it holds the context */
+    if (idx < RT_INLINE_MEMS && mirror_add(m, &ctx->mem_sizes[idx]) != 0)
+        return -1;
     rt_memory_retain(m);
+    if (idx < RT_INLINE_MEMS && ctx->mems[idx])
+        mirror_remove(ctx->mems[idx], &ctx->mem_sizes[idx]); /* the first of two, if m */
     rt_memory_release(ctx->mems[idx]);
     ctx->mems[idx] = m;
     if (idx < RT_INLINE_MEMS) {
@@ -236,6 +272,8 @@ int32_t rt_memory_grow_object(rt_memory *m, uint32_t delta) {
     if (mprotect(m->base + m->size, (uint64_t)delta * PAGE, PROT_READ | PROT_WRITE) != 0)
         return -1;
     m->size += (uint64_t)delta * PAGE;
+    for (uint32_t i = 0; i < m->nmirrors; i++)
+        *m->mirrors[i] = m->size;
     return (int32_t)old;
 }
 

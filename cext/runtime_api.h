@@ -5,7 +5,8 @@
  * parser understands: no #include, no macros with values, fixed-size types.
  *
  * JIT-compiled functions have the signature
- *     RESULT f(rt_ctx *ctx, uint32_t depth, PARAMS...)
+ *     RESULT f(rt_ctx *ctx, uint64_t *frame, PARAMS...)
+ * where `frame` is &ctx->frames[depth - 1], the caller's slot (see lower.py)
  * and reach everything of their instance through `ctx`; the lowering reads
  * the field offsets below through cffi's `offsetof`, so this is the one
  * place the layout is written down.
@@ -30,6 +31,10 @@ typedef struct rt_memory {
     void *block;            /* an inline state memory: the mapping holding its context and
                                its bytes (unmapped by the last release), else NULL */
     uint64_t block_size;
+    uint64_t **mirrors;     /* copies of `size` that contexts hold (rt_ctx.mem_sizes slots):
+                               every change of `size` updates them */
+    uint32_t nmirrors;
+    uint32_t mirrors_cap;
 } rt_memory;
 
 typedef struct rt_funcref {
@@ -67,7 +72,7 @@ typedef struct rt_ctx {
                                global's slot holds the address of the exporter's slot */
     rt_table **tables;      /* tables[i], each holding one reference from this context */
     rt_funcref *funcs;      /* one descriptor per function (imports first) */
-    uint64_t *frames;       /* frames[d]: (func << 32 | pc) of the call made at depth d */
+    uint64_t *frames;       /* frames[d]: module offset of the call made at depth d */
     uintptr_t stack_limit;  /* the guest traps when its stack pointer goes below this */
     rt_segment *datas;
     rt_segment *elems;
@@ -97,8 +102,12 @@ typedef struct rt_ctx {
     struct rt_ctx *trap_origin; /* the context whose code trapped (differs after a crossing) */
     rt_memory *mem_objs[4]; /* mems[i] and its base for the first RT_INLINE_MEMS memories, */
     uint8_t *mem_bases[4];  /* kept by rt_memory_attach: one load from ctx instead of three */
-    uint64_t *frames_limit; /* frames + max_depth: generated code gets &frames[depth] instead
-                               of depth, and traps with RT_TRAP_STACK when it reaches this */
+    uint64_t mem_sizes[4];  /* their sizes, kept by rt_memory_attach and every grow (the
+                               memory's mirrors): generated code compares addresses with a
+                               field of ctx, and needs no register for the memory object */
+    uint64_t *frames_limit; /* frames + max_depth: generated code gets &frames[depth - 1]
+                               instead of depth, and traps with RT_TRAP_STACK when its own
+                               slot &frames[depth] reaches this */
 } rt_ctx;
 
 typedef struct rt_wasi rt_wasi;

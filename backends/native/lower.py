@@ -2,9 +2,12 @@
 
 Every function becomes ``RESULT f<i>(i8* ctx, i64* frame, PARAMS...)``;
 ``ctx`` is the instance's `rt_ctx` (cext/runtime_api.h, field offsets read
-through cffi), ``frame`` its call depth as the address ``&ctx->frames[depth]``
-(the slot it records its calls in: one pointer kept across calls instead of
-the depth, the array and the index). Results are a scalar or a literal
+through cffi), ``frame`` its call depth as the address ``&ctx->frames[depth - 1]``:
+the caller's slot, which holds the record of this call; the function's own
+slot, where it records its calls, is ``frame + 1``, and that same pointer is
+what it passes on (one pointer kept across calls instead of the depth, the
+array and the index; passing the callee's slot instead kept both ``frame`` and
+``frame + 1`` alive across calls). Results are a scalar or a literal
 struct (multi-value). Locals and block results live in allocas that LLVM's
 mem2reg turns into SSA; the operand stack is a compile-time list of values.
 
@@ -14,7 +17,11 @@ a function loads the object pointer and a memory's base once, in its entry
 block (neither ever changes: memories reserve their maximum up front; the
 first ``RT_INLINE_MEMS`` have copies in the context, one load each), and the
 size at each access, with a ``!range`` from the declared minimum (memories
-never shrink, so LLVM drops the checks below it). The probe state memory
+never shrink, so LLVM drops the checks below it). The first
+``RT_INLINE_MEMS`` memories' sizes are read from copies in the context
+(``ctx->mem_sizes``, which the runtime updates on every grow of the memory,
+by whichever instance or host), so a function keeps no register for the
+memory object across its calls. The probe state memory
 lives inline at ``ctx + RT_STATE_OFFSET``: counters and flags are addressed
 from ctx, no load and no register of their own. Imported memories (tables)
 share one TBAA tag, since one memory may be imported twice; an imported
@@ -29,9 +36,10 @@ pointer and call depth (``frame`` against ``ctx->frames_limit``) on entry. A
 failed check calls ``rt_trap(ctx, kind, func, pc, depth)``, which longjmps to
 the innermost ``rt_invoke``; ``pc`` is the instruction's offset in the
 compiled (woven) body, mapped back to the original location by the runner.
-Before each call a frame record ``func << 32 | pc`` goes to ``*frame`` (that
-is ``ctx->frames[depth]``) so traps have backtraces; the callee gets
-``frame + 1``.
+Before each call a frame record, the call's module offset (its function's
+``body_offset`` + pc: below 2**31, so the store takes a 32-bit immediate and
+no register), goes to the function's slot (``ctx->frames[depth]``) so traps
+have backtraces; the callee gets the address of that slot.
 
 Fuel and interrupts (`LowerConfig.fuel`, `LowerConfig.interruptible`): one
 check, compiled at every loop header and before every call (the callee's
@@ -154,7 +162,7 @@ class CtxLayout:
         return CtxLayout(
             ctx=fields("rt_ctx", ("mems", "globals", "tables", "funcs", "frames",
                                   "stack_limit", "fuel", "interrupt", "sig_ids", "mem_objs",
-                                  "mem_bases", "frames_limit")),
+                                  "mem_bases", "mem_sizes", "frames_limit")),
             memory=fields("rt_memory", ("base", "size")),
             memory_size=ffi.sizeof("rt_memory"),
             funcref=fields("rt_funcref", ("code", "ctx", "type_id")),
@@ -314,6 +322,18 @@ class _ModuleLowering:
             self._size_ranges[mem] = md
         return md
 
+    def min_size(self, mem: int) -> int:
+        """Memory ``mem``'s declared minimum in bytes (an import is at least as large)."""
+        return self.m.all_memories()[mem].limits.min * 65536
+
+    def fixed_table_size(self, table: int) -> int | None:
+        """The size of a defined table whose minimum is its maximum (it can never grow, so
+        its size is a constant and its elements never move), else None."""
+        if table < self.imported_tables:
+            return None
+        limits = self.m.all_tables()[table].limits
+        return limits.min if limits.max == limits.min else None
+
     def table_tag(self, table: int) -> str:
         """TBAA name of table ``table`` (imported tables share one, as memories do)."""
         return f"table{table}" if table >= self.imported_tables else "table.imported"
@@ -408,7 +428,7 @@ class _ModuleLowering:
                     [ctx, ir.Constant(I32, idx), iop, ir.Constant(I32, len(params))])
         fail = b.icmp_unsigned("!=", st, ir.Constant(I32, 0))
         with b.if_then(fail, likely=False):
-            depth = self.depth_of(b, ctx, fn.args[1])
+            depth = self.depth_of(b, ctx, b.gep(fn.args[1], [ir.Constant(I64, 1)]))
             b.call(self.runtime["rt_trap"], [ctx, st, ir.Constant(I32, -1), ir.Constant(I32, -1),
                                              depth])
             b.unreachable()
@@ -438,7 +458,9 @@ class _ModuleLowering:
         ctx, io = fn.args
         args = [from_bits(b, b.load(b.gep(io, [ir.Constant(I32, k)])), lltype(t))
                 for k, t in enumerate(ft.params)]
-        r = b.call(self.functions[idx], [ctx, self.frames_of(b, ctx), *args])
+        # Depth 0: its slot is frames[0], the (unused) caller's one before it.
+        r = b.call(self.functions[idx],
+                   [ctx, b.gep(self.frames_of(b, ctx), [ir.Constant(I64, -1)]), *args])
         if len(ft.results) == 1:
             b.store(to_bits(b, r), io)
         elif ft.results:
@@ -536,7 +558,8 @@ class _FuncLowering:
         body = self.fn.append_basic_block("body")
         self.b = ir.IRBuilder(body)
         self.ctx = self.fn.args[0]
-        self.frame = self.fn.args[1]
+        self.frame = self.entry_builder.gep(self.fn.args[1], [ir.Constant(I64, 1)])
+        """This function's frame slot, ``&ctx->frames[depth]``."""
         self.stack: list[ir.Value] = []
         self.frames: list[_Frame] = []
         self.live = True
@@ -729,10 +752,12 @@ class _FuncLowering:
         return p
 
     def record_frame(self) -> ir.Value:
-        """frames[depth] = func << 32 | pc, before a call; returns the callee's slot."""
-        st = self.b.store(ir.Constant(I64, (self.index << 32) | self.pc), self.frame)
+        """frames[depth] = the call's module offset, before a call; returns what the
+        callee gets (this function's slot). (``func << 32 | pc`` took a 10-byte constant,
+        which LLVM kept in a register or a spill slot across the calls of tak and fib.)"""
+        st = self.b.store(ir.Constant(I64, self.f.body_offset + self.pc), self.frame)
         st.set_metadata("tbaa", self.ml.tbaa("frames"))
-        return self.b.gep(self.frame, [ir.Constant(I64, 1)], inbounds=True)
+        return self.frame
 
     # -- memory -------------------------------------------------------------------------
     def mem_base_and_size(self, mem: int) -> tuple[ir.Value, ir.Value]:
@@ -760,8 +785,13 @@ class _FuncLowering:
                     v.set_metadata("tbaa", self.ml.tbaa(f"ctx.{name}[]"))
                     v.set_metadata("invariant.load", self.ml.empty_md)
                     return v
-                mp = inline("mem_objs")
                 base = inline("mem_bases")
+                # Its size: the context's copy (rt_memory's mirrors keep it), addressed
+                # from ctx; no register for the memory object across calls.
+                sp = eb.bitcast(eb.gep(self.ctx, [ir.Constant(
+                    I64, self.lay.ctx["mem_sizes"] + 8 * mem)]), I64P)
+                cached = (base, sp)
+                self._cached[key] = cached
             else:
                 mems = self.ctx_field("mems", I8P.as_pointer())
                 mp = eb.load(eb.gep(mems, [ir.Constant(I64, mem)]))
@@ -772,27 +802,41 @@ class _FuncLowering:
                 base = eb.load(bp)
                 base.set_metadata("tbaa", self.ml.tbaa(f"{tag}.base"))
                 base.set_metadata("invariant.load", self.ml.empty_md)
-            sp = eb.bitcast(eb.gep(mp, [ir.Constant(I64, self.lay.memory["size"])]), I64P)
-            cached = (base, sp)
-            self._cached[key] = cached
+                sp = eb.bitcast(eb.gep(mp, [ir.Constant(I64, self.lay.memory["size"])]), I64P)
+                cached = (base, sp)
+                self._cached[key] = cached
         base, sp = cached
         fixed = self.ml.cfg.fixed_memory_sizes.get(mem)
         if fixed is not None:
             return base, ir.Constant(I64, fixed)
         size = self.b.load(sp)
-        size.set_metadata("tbaa", self.ml.tbaa(f"{self.ml.mem_tag(mem)}.size"))
+        size.set_metadata("tbaa", self.ml.tbaa(f"{self.ml.mem_tag(mem)}.size"
+                                               if mem >= self.lay.inline_mems
+                                               else "ctx.mem_sizes[]"))
         size.set_metadata("range", self.ml.size_range(mem))
         return base, size
 
     def address(self, mem: int, addr: ir.Value, offset: int, nbytes: int) -> ir.Value:
-        """Checked pointer to ``nbytes`` at ``addr + offset`` of memory ``mem``."""
+        """Checked pointer to ``nbytes`` at ``addr + offset`` of memory ``mem``.
+
+        When the memory's minimum size covers ``k = offset + nbytes`` (so ``size - k``
+        cannot wrap), the check is ``addr > size - k``: the value compared is the address
+        itself, one for all the accesses through it whatever their offsets, and the limit
+        is computed where the size is loaded. ``addr + k > size`` made one value per
+        offset, which LLVM hoisted out of loops and then kept in registers, or spilled,
+        across calls (musl's printf_core: some 50 spills in its entry block).
+        """
         b = self.b
         base, size = self.mem_base_and_size(mem)
-        ea = b.zext(addr, I64)
-        if offset:
-            ea = b.add(ea, ir.Constant(I64, offset))
-        end = b.add(ea, ir.Constant(I64, nbytes)) if nbytes else ea
-        self.trap_if(b.icmp_unsigned(">", end, size), "memory")
+        a = b.zext(addr, I64)
+        ea = b.add(a, ir.Constant(I64, offset)) if offset else a
+        k = offset + nbytes
+        if not isinstance(size, ir.Constant) and k <= self.ml.min_size(mem):
+            limit = b.sub(size, ir.Constant(I64, k), flags=["nuw"])
+            self.trap_if(b.icmp_unsigned(">", a, limit), "memory")
+        else:
+            self.trap_if(b.icmp_unsigned(">", b.add(ea, ir.Constant(I64, nbytes)), size),
+                         "memory")
         return b.gep(base, [ea])
 
     def load(self, mem: int, addr: ir.Value, offset: int, t: ir.Type) -> ir.Value:
@@ -844,17 +888,36 @@ class _FuncLowering:
         return p
 
     def table_size(self, t: int) -> ir.Value:
+        fixed = self.ml.fixed_table_size(t)
+        if fixed is not None:
+            return ir.Constant(I32, fixed)
         return self.struct_field(self.table_base(t), self.lay.table["size"], I32,
                                  f"{self.ml.table_tag(t)}.size")
+
+    def table_elems(self, t: int) -> ir.Value:
+        """``tables[t]->elems``: loaded once, in the entry block, when the table can never
+        grow (so never reallocates its elements), else at each use."""
+        tag = f"{self.ml.table_tag(t)}.elems"
+        if self.ml.fixed_table_size(t) is None:
+            return self.struct_field(self.table_base(t), self.lay.table["elems"], I64P, tag)
+        key = ("elems", t)
+        v = self._cached.get(key)
+        if v is None:
+            eb = self.entry_builder
+            v = eb.load(eb.bitcast(eb.gep(self.table_base(t),
+                                          [ir.Constant(I64, self.lay.table["elems"])]),
+                                   I64P.as_pointer()))
+            v.set_metadata("tbaa", self.ml.tbaa(tag))
+            v.set_metadata("invariant.load", self.ml.empty_md)
+            self._cached[key] = v
+        return v
 
     def table_elem_ptr(self, t: int, idx: ir.Value) -> ir.Value:
         """Checked pointer to element ``idx`` of table ``t``."""
         b = self.b
         size = self.table_size(t)
         self.trap_if(b.icmp_unsigned(">=", idx, size), "table")
-        elems = self.struct_field(self.table_base(t), self.lay.table["elems"], I64P,
-                                  f"{self.ml.table_tag(t)}.elems")
-        return b.gep(elems, [b.zext(idx, I64)])
+        return b.gep(self.table_elems(t), [b.zext(idx, I64)])
 
     # -- control ----------------------------------------------------------------------------
     def block_sig(self, ins: Instr) -> tuple[tuple[ir.Type, ...], tuple[ir.Type, ...]]:
@@ -1216,9 +1279,10 @@ def _call_indirect(fl: _FuncLowering, ins: Instr) -> None:
     link = fl.link_buffer()
     before = b.block
     with b.if_then(foreign, likely=False):
-        depth = fl.ml.depth_of(b, fl.ctx, frame)
-        b.call(fl.ml.runtime["rt_enter"], [fl.ctx, cctx, link, depth])
-        theirs = b.gep(fl.ml.frames_of(b, cctx), [b.zext(depth, I64)])
+        mine = fl.ml.depth_of(b, fl.ctx, frame)
+        b.call(fl.ml.runtime["rt_enter"], [fl.ctx, cctx, link,
+                                           b.add(mine, ir.Constant(I32, 1))])
+        theirs = b.gep(fl.ml.frames_of(b, cctx), [b.zext(mine, I64)])
         inside = b.block
     slot = b.phi(I64P)
     slot.add_incoming(frame, before)

@@ -36,6 +36,7 @@ alive. Call_indirect signature checks use process-wide signature ids
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import struct
@@ -1048,9 +1049,14 @@ class NativeInstance(WasmInstance):
         if func >= 0:
             raw.append((func, pc))
         max_depth = self.exe.config.max_depth  # type: ignore[attr-defined]
+        functions = self._wm.functions
+        starts = [f.body_offset for f in functions]
         for d in range(min(depth, max_depth + 1) - 1, -1, -1):
-            rec = int(ctx.frames[d])
-            raw.append((rec >> 32, rec & 0xFFFFFFFF))
+            # The call's module offset in the compiled module (lower.record_frame).
+            offset = int(ctx.frames[d])
+            i = bisect.bisect_right(starts, offset) - 1
+            if i >= 0:
+                raw.append((functions[i].index, offset - starts[i]))
         frames = [loc for f, p in raw if (loc := self._location(f, p)) is not None]
         frames = frames[:BACKTRACE_LIMIT]
         top = frames[0] if frames else None

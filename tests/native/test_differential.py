@@ -161,3 +161,101 @@ def test_random_modules(native_run, data: bytes) -> None:  # type: ignore[no-unt
         if w[0] is None:
             assert _same_value(n[1], w[1]), (e.name, n[1], w[1])
         assert n[2] == w[2], e.name
+
+
+BOUNDARY_WAT = """(module (memory 1 4)
+  (func $next (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+  ;; Stores i at from + 8 + 4*i for i < n, with a call in the loop (the size is loaded
+  ;; again after it) and memory.grow of one page when i == g (never when g < 0).
+  (func (export "fill") (param $from i32) (param $n i32) (param $g i32) (result i32)
+    (local $i i32)
+    (loop $l
+      (if (i32.eq (local.get $i) (local.get $g))
+        (then (drop (memory.grow (i32.const 1)))))
+      (i32.store offset=8 (i32.add (local.get $from) (i32.shl (local.get $i) (i32.const 2)))
+        (local.get $i))
+      (i32.store16 offset=2 (local.get $from) (local.get $i))
+      (local.set $i (call $next (local.get $i)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $i))
+  ;; The same without the call: the size stays in a register, the checks in the loop.
+  (func (export "fill_leaf") (param $from i32) (param $n i32) (result i32)
+    (local $i i32)
+    (loop $l
+      (i64.store offset=16 (i32.add (local.get $from) (i32.shl (local.get $i) (i32.const 3)))
+        (i64.extend_i32_u (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $i))
+  ;; A digest of the 256 bytes either side of the first page's end (when mapped).
+  (func (export "digest") (result i64) (local $a i32) (local $h i64)
+    (local.set $a (i32.const 65280))
+    (loop $l
+      (if (i32.or (i32.lt_u (local.get $a) (i32.const 65536))
+                  (i32.gt_u (memory.size) (i32.const 1)))
+        (then (local.set $h (i64.add (i64.mul (local.get $h) (i64.const 31))
+                                     (i64.load8_u (local.get $a))))))
+      (local.set $a (i32.add (local.get $a) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $a) (i32.const 65792))))
+    (i64.add (local.get $h) (i64.extend_i32_u (memory.size)))))"""
+
+BOUNDARY_CALLS = [  # export, args, whether it traps
+    ("fill", (65536 - 48, 10, -1), False),   # fits exactly
+    ("fill", (65536 - 48, 11, -1), True),    # the 11th store traps, 10 made
+    ("fill", (65536 - 48, 30, 5), False),    # grows in the loop, then carries on past the end
+    ("fill", (65536 - 48, 30, 12), True),    # would grow one iteration too late
+    ("fill", (65535, 1, -1), True),          # the first store
+    ("fill", (-8, 1, -1), True),             # address + offset wraps past 2^32
+    ("fill_leaf", (65536 - 96, 10), False),  # fits exactly
+    ("fill_leaf", (65536 - 96, 11), True),   # the 11th traps
+    ("fill_leaf", (65536 - 16, 1), True),
+]
+
+
+@pytest.mark.parametrize("export,args,traps", BOUNDARY_CALLS, ids=lambda v: str(v))
+def test_bounds_checks_in_loops(export: str, args: tuple[int, ...], traps: bool, native: Any,
+                                native_options: CompileOptions) -> None:
+    """A trap at a bounds check inside a loop (with and without calls, before and after a
+    memory.grow in it) leaves the same memory and the same counts as on wasmtime."""
+    from probes.backends.wasm import WasmBackend
+    from probes.probeset import ProbeSet
+
+    from ..conftest import assemble
+
+    m = decode(assemble(BOUNDARY_WAT))
+    seen = []
+    for backend, options in ((native, native_options), (WasmBackend(), CompileOptions())):
+        for monitor in (None, "icount"):
+            ps = ProbeSet(m)
+            mon = None
+            if monitor:
+                from probes.monitors import create
+                mon = create(monitor)
+                mon.attach(m, ps)
+            inst = backend.compile(m, ps, options).instantiate()
+            try:
+                value: Any = inst.call(export, *args)
+                trap = None
+            except Trap as t:
+                value, trap = None, t
+            digest = inst.call("digest")
+            seen.append((monitor, value, trap_key(trap), digest))
+            inst.close()
+    assert seen[:2] == seen[2:]
+    assert all((s[2] is not None) == traps for s in seen), seen
+
+
+@pytest.mark.parametrize("export,args,traps", BOUNDARY_CALLS, ids=lambda v: str(v))
+def test_bounds_checks_in_loops_counts(export: str, args: tuple[int, ...], traps: bool,  # type: ignore[no-untyped-def]
+                                       native_run, native_options) -> None:
+    from ..conftest import assemble
+
+    wasm = assemble(BOUNDARY_WAT)
+    for monitors in (["icount", "coverage", "memory"], MONITORS):
+        w = native_run(wasm, monitors, backend="wasm", invoke=export, args=args)
+        n = native_run(wasm, monitors, backend="native", invoke=export, args=args,
+                       options=native_options)
+        assert n.value == w.value
+        assert same_trap(n.trap, w.trap, n.module)
+        assert comparable(n.profile) == comparable(w.profile)
+        assert (n.trap is not None) == traps

@@ -111,6 +111,43 @@ def test_bad_indirect_calls(native: Any) -> None:
     inst.close()
 
 
+
+def test_fixed_size_table(native: Any) -> None:
+    """A defined table whose minimum is its maximum has a constant size and elements that
+    never move (the lowering folds both): checks, table.set, growth refused, in a loop."""
+    inst = instance(native, """(module
+      (type $v (func (result i32))) (type $i (func (param i32) (result i32)))
+      (table $t (export "t") 4 4 funcref) (elem (i32.const 0) $a $b)
+      (func $a (result i32) (i32.const 7))
+      (func $b (param i32) (result i32) (local.get 0))
+      (func (export "call") (param i32) (result i32) (call_indirect (type $v) (local.get 0)))
+      (func (export "sum") (param i32) (param $n i32) (result i32) (local $s i32)
+        (loop $l
+          (local.set $s (i32.add (local.get $s) (call_indirect (type $v) (local.get 0))))
+          (local.set 0 (i32.add (local.get 0) (i32.const 2)))
+          (br_if $l (i32.lt_u (local.get 0) (local.get $n))))
+        (local.get $s))
+      (func (export "set") (param i32) (table.set $t (local.get 0) (ref.func $a)))
+      (func (export "size") (result i32) (table.size $t))
+      (func (export "grow") (param i32) (result i32)
+        (table.grow $t (ref.null func) (local.get 0))))""")
+    assert inst.call("call", 0) == 7
+    assert inst.call("size") == 4
+    assert inst.call("grow", 1) == -1
+    assert inst.call("grow", 0) == 4
+    _expect_trap(inst, "call", 1, kind="indirect call type mismatch")
+    _expect_trap(inst, "call", 2, kind="uninitialized element")
+    for idx in (4, 5, 1000, -1):
+        _expect_trap(inst, "call", idx, kind="undefined element")
+    inst.call("set", 2)
+    assert inst.call("call", 2) == 7
+    assert inst.call("sum", 0, 4) == 14
+    # In the loop: indices 0 and 2 are called, 4 is out of the table.
+    trap = _expect_trap(inst, "sum", 0, 8, kind="undefined element")
+    assert len(trap.backtrace) == 1
+    assert inst.call("sum", 0, 4) == 14  # still usable
+    inst.close()
+
 @pytest.mark.parametrize("locals_", [0, 200])
 def test_deep_recursion_traps(native: Any, locals_: int) -> None:
     decl = f"(local {' '.join(['i64'] * locals_)})" if locals_ else ""
@@ -157,3 +194,37 @@ def test_host_exceptions_propagate(native: Any) -> None:
     with pytest.raises(ValueError, match="boom"):
         inst.call("f")
     inst.close()
+
+
+def test_backtrace_through_direct_and_indirect_calls(native: Any) -> None:
+    """Frame records are call offsets in the compiled module: the backtrace names every
+    call site (direct, indirect, in an instrumented function) at its original location,
+    as wasmtime does."""
+    from probes.backends.wasm import WasmBackend
+    from probes.monitors import create
+    from probes.probeset import ProbeSet
+
+    wat = """(module
+      (type $ii (func (param i32) (result i32)))
+      (table 1 funcref) (elem (i32.const 0) $mid)
+      (func $leaf (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0)))
+      (func $mid (param i32) (result i32)
+        (i32.add (i32.const 1) (call $leaf (local.get 0))))
+      (func (export "top") (param i32) (result i32)
+        (nop) (call_indirect (type $ii) (local.get 0) (i32.const 0))))"""
+    m = decode(assemble(wat))
+    traps = []
+    for backend in (native, WasmBackend()):
+        for monitor in (None, "icount"):
+            ps = ProbeSet(m)
+            if monitor:
+                create(monitor).attach(m, ps)
+            inst = backend.compile(m, ps, OPTS).instantiate()
+            with pytest.raises(Trap) as info:
+                inst.call("top", 0)
+            traps.append(info.value)
+            assert inst.call("top", 1) == 2
+            inst.close()
+    assert all(t.kind == traps[0].kind for t in traps)
+    assert [len(t.backtrace) for t in traps] == [3] * 4
+    assert len({tuple(t.backtrace) for t in traps}) == 1, [t.backtrace for t in traps]

@@ -66,7 +66,8 @@ static void check_inline_state(void) {
     rt_memory *s = ctx->mems[1];
     CHECK(s->base == (uint8_t *)ctx + RT_STATE_OFFSET && s->size == 65536 && s->refs == 1);
     CHECK(s->base[0] == 0 && s->base[65535] == 0);
-    CHECK(rt_memory_setup(ctx, 0, 1, 1) == 0);
+    CHECK(ctx->mem_sizes[1] == 65536 && s->nmirrors == 0); /* it never grows */
+    CHECK(rt_memory_setup(ctx, 0, 1, 1) == 0 && ctx->mem_sizes[0] == 65536);
     CHECK(rt_memory_fill(ctx, 1, 0, 7, 65536) == 0 && s->base[65535] == 7);
     CHECK(rt_memory_fill(ctx, 1, 1, 7, 65536) == RT_TRAP_MEMORY_OOB);
     CHECK(rt_memory_copy(ctx, 0, 1, 0, 65534, 2) == 0 && ctx->mems[0]->base[1] == 7);
@@ -95,12 +96,19 @@ static void check_sharing(void) {
     CHECK(rt_memory_attach(a, 0, m) == 0 && rt_memory_attach(b, 0, m) == 0 && m->refs == 3);
     CHECK(rt_table_attach(a, 0, t) == 0 && rt_table_attach(b, 0, t) == 0 && t->refs == 3);
     CHECK(rt_memory_attach(a, 1, m) == -1 && rt_table_attach(a, 1, t) == -1);
+    /* Each context's copy of the size follows every grow and leaves with the context. */
+    CHECK(m->nmirrors == 2 && a->mem_sizes[0] == 65536 && b->mem_sizes[0] == 65536);
     rt_memory_release(m);
     rt_table_release(t);
     CHECK(rt_memory_grow(a, 0, 1) == 1 && b->mems[0]->size == 2 * 65536);
+    CHECK(a->mem_sizes[0] == 2 * 65536 && b->mem_sizes[0] == 2 * 65536);
     CHECK(rt_table_grow(b, 0, 7, 3) == 2 && a->tables[0]->size == 5 && a->tables[0]->elems[4] == 7);
     a->mems[0]->base[2 * 65536 - 1] = 3;
     rt_ctx_free(a); /* b still holds both */
+    CHECK(b->mems[0]->nmirrors == 1);
+    CHECK(rt_memory_grow_object(b->mems[0], 1) == 2 && b->mem_sizes[0] == 3 * 65536);
+    CHECK(rt_memory_attach(b, 0, b->mems[0]) == 0 && b->mems[0]->nmirrors == 1 &&
+          b->mems[0]->refs == 1);
     CHECK(b->mems[0]->base[2 * 65536 - 1] == 3 && b->tables[0]->elems[4] == 7);
     CHECK(rt_memory_fill(b, 0, 0, 1, 2 * 65536) == 0 && rt_table_fill(b, 0, 0, 9, 5) == 0);
 
