@@ -351,6 +351,9 @@ def _monitors(specs: Sequence[str]) -> list[Any]:
             raise _MonitorSpecError(f"unknown monitor {name!r} (available: "
                                     f"{', '.join(available())}; see `probes monitors`)",
                                     EXIT_UNKNOWN_MONITOR)
+        if any(m.name == name for m in out):
+            raise _MonitorSpecError(f"monitor {name} is given twice; give it once, with all "
+                                    f"its options (-m {name}:k=v,k2=v2)", EXIT_BAD_OPTION)
         try:
             out.append(create(spec))
         except ProbeError as e:

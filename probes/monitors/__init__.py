@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import pkgutil
 from typing import Any, ClassVar
 
@@ -78,10 +79,16 @@ def _convert(value: str, typ: Any, name: str, option: str) -> Any:
             return False
         raise ProbeError(f"monitor {name}: option {option} expects true/false, got {value!r}")
     try:
-        return typ(value)
+        out = typ(value)
     except ValueError:
         raise ProbeError(f"monitor {name}: option {option} expects {typ.__name__}, "
                          f"got {value!r}") from None
+    if typ is float and not math.isfinite(out):
+        raise ProbeError(f"monitor {name}: option {option} expects a finite number, "
+                         f"got {value!r}")
+    if typ is int and option == "top" and out < 0:
+        raise ProbeError(f"monitor {name}: option top expects a count >= 0, got {value!r}")
+    return out
 
 
 def create(spec: str) -> Monitor:
@@ -102,6 +109,8 @@ def create(spec: str) -> Monitor:
         if key not in fields:
             known = ", ".join(fields) or "none"
             raise ProbeError(f"monitor {name}: unknown option {key!r} (options: {known})")
+        if key in kwargs:
+            raise ProbeError(f"monitor {name}: option {key} is given twice")
         kwargs[key] = _convert(value.strip(), fields[key].type, name, key)
     try:
         return cls(**kwargs)

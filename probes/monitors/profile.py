@@ -37,8 +37,9 @@ class ProfileMonitor(Monitor):
     _elapsed: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
-        if self.interval_ms <= 0:
-            raise ProbeError("profile: interval_ms must be positive")
+        if not 0 < self.interval_ms <= 60_000:
+            raise ProbeError("profile: interval_ms must be positive and at most 60000 "
+                             "(one minute)")
 
     def attach(self, module: Module, probes: ProbeSet) -> None:
         for f in module.functions:

@@ -345,3 +345,24 @@ def test_ctrl_c_keeps_buffered_trace_events(installed: None, tmp_path: Path,
     assert proc.returncode == cli.EXIT_INTERRUPTED, err
     assert "trace: 2 events" in err
     assert json.loads((tmp_path / "p.json").read_text())["trace"] == [[1, 1, 0], [0, 1, 0]]
+
+
+# -- monitor options ---------------------------------------------------------------------------
+@pytest.mark.parametrize("spec, needle", [
+    ("profile:interval_ms=inf", "expects a finite number"),     # was a thread traceback
+    ("profile:interval_ms=nan", "expects a finite number"),     # was 0 samples, silently
+    ("profile:interval_ms=1e300", "at most 60000"),
+    ("hotness:top=-1", "count >= 0"),                           # listed everything
+    ("hotness:top=1,top=2", "option top is given twice"),       # kept the last silently
+])
+def test_monitor_option_values_are_checked(run: Run, spec: str, needle: str) -> None:
+    proc = run("trace", EXAMPLES / "fib.wasm", "-m", spec)
+    assert_user_error(proc, needle, code=cli.EXIT_BAD_OPTION)
+
+
+def test_a_monitor_given_twice_is_refused(run: Run) -> None:
+    """Two budgets competed: the run stopped at one and the summary named the other."""
+    proc = run("trace", EXAMPLES / "fib.wasm", "-m", "timeout:n=100", "-m", "timeout:n=1000")
+    assert_user_error(proc, "monitor timeout is given twice", code=cli.EXIT_BAD_OPTION)
+    with pytest.raises(probes.ProbeError, match="given twice"):
+        probes.run(EXAMPLES / "fib.wasm", ["icount", "icount"])
