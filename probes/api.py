@@ -121,14 +121,12 @@ def run(program: str | os.PathLike[str] | Module | bytes,
                        stdin=stdin, stdout=stdout, stderr=stderr)
     result = RunResult(ProfileData(program=name, module_sha256=digest, backend=backend,
                                    monitors=[m.name for m in mons]), mons, module)
-    from .backends.wasm.runner import _Exit  # both backends' proc_exit
-
     try:
         inst = exe.instantiate(wasi=wasi, imports=imports)
     except Trap as start_trap:  # in the start function
         result.trap = start_trap
         inst = None
-    except (SystemExit, _Exit) as e:  # proc_exit in the start function
+    except SystemExit as e:  # proc_exit in the start function
         result.exit_code = int(e.code or 0)
         inst = None
     except KeyboardInterrupt:

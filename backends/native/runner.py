@@ -785,7 +785,10 @@ class NativeInstance(WasmInstance):
         # The wasm runner's probe bookkeeping.
         self._init_probe_state()
         if self.layout.moved_start is not None:
-            self._invoke(self._exports[START_EXPORT], ())
+            try:
+                self._invoke(self._exports[START_EXPORT], ())
+            except _Exit as e:  # proc_exit in the start function, as in `call`
+                raise SystemExit(e.code) from None
 
     def _setup_wasi(self, opts: WasiOptions) -> None:
         lib, ffi = self._lib, self._ffi

@@ -313,7 +313,10 @@ class WasmInstance:
             ex[self.layout.fuel_export].set_value(self.store, wasmtime.Val.i64(exe.options.fuel))
         self._init_probe_state()
         if self.layout.moved_start is not None:
-            self._invoke(ex[START_EXPORT], ())
+            try:
+                self._invoke(ex[START_EXPORT], ())
+            except _Exit as e:  # proc_exit in the start function, as in `call`
+                raise SystemExit(e.code) from None
 
     def _init_probe_state(self) -> None:
         """The host side of the probes, once the state memory is reachable.

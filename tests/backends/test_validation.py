@@ -53,3 +53,19 @@ def test_a_body_set_in_python_must_be_encoded_first(backend: Any,
     ps = ProbeSet(fixed)
     create("icount").attach(fixed, ps)
     assert backend.compile(fixed, ps, compile_options).instantiate().call("f") == 7
+
+
+def test_proc_exit_in_the_start_function_is_system_exit(backend: Any,
+                                                        compile_options: CompileOptions) -> None:
+    """instantiate() runs the start function: its proc_exit surfaces as SystemExit,
+    as in call() (it was the backends' private exception)."""
+    from probes.backends.base import WasiOptions
+
+    m = decode(assemble('''(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
+      (memory (export "memory") 1)
+      (func $s (call $e (i32.const 3))) (start $s) (func (export "_start")))'''))
+    exe = backend.compile(m, ProbeSet(m), compile_options)
+    with pytest.raises(SystemExit) as info:
+        exe.instantiate(wasi=WasiOptions())
+    assert info.value.code == 3
