@@ -113,6 +113,20 @@ WASI_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 """The WASI functions implemented in C, with their signatures."""
 
+WASI_ENOSYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "fd_advise": ((_I, _L, _L, _I), (_I,)), "fd_allocate": ((_I, _L, _L), (_I,)),
+    "fd_fdstat_set_rights": ((_I, _L, _L), (_I,)),
+    "fd_filestat_set_times": ((_I, _L, _L, _I), (_I,)), "fd_renumber": ((_I, _I), (_I,)),
+    "path_filestat_set_times": ((_I, _I, _I, _I, _L, _L, _I), (_I,)),
+    "path_link": ((_I, _I, _I, _I, _I, _I, _I), (_I,)),
+    "path_readlink": ((_I, _I, _I, _I, _I, _I), (_I,)),
+    "path_rename": ((_I, _I, _I, _I, _I, _I), (_I,)),
+    "path_symlink": ((_I, _I, _I, _I, _I), (_I,)), "proc_raise": ((_I,), (_I,)),
+    "sock_accept": ((_I, _I, _I), (_I,)), "sock_recv": ((_I, _I, _I, _I, _I, _I), (_I,)),
+    "sock_send": ((_I, _I, _I, _I, _I), (_I,)), "sock_shutdown": ((_I, _I), (_I,)),
+}
+"""The rest of WASI preview1: linked (like wasmtime does), failing with ENOSYS."""
+
 WASI_MODULES = ("wasi_snapshot_preview1",)
 BACKTRACE_LIMIT = 20
 """Innermost frames kept in `Trap.backtrace` (what wasmtime reports, for equal traps)."""
@@ -698,6 +712,12 @@ class NativeInstance(WasmInstance):
             ft = wm.types[imp.desc]
             given = imports.get(imp.module, {}).get(imp.name)
             if given is None and imp.module in WASI_MODULES:
+                sig = WASI_SIGNATURES.get(imp.name) or WASI_ENOSYS.get(imp.name)
+                if sig is None:
+                    raise LinkError(f"unknown import: `{imp.module}::{imp.name}` is not a "
+                                    f"WASI preview1 function", f"{imp.module}.{imp.name}")
+                if sig != (tuple(t.name for t in ft.params), tuple(t.name for t in ft.results)):
+                    raise _incompatible(imp)
                 given = _enosys(imp.name, ft)
             if given is None:
                 raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been "

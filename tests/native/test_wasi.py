@@ -67,3 +67,45 @@ def test_examples_print_what_wasmtime_prints(native_run, tmp_path: Path,  # type
                        options=CompileOptions(cache=False))
         outputs[backend] = (out.read_bytes(), r.exit_code, r.trap and r.trap.kind)
     assert outputs["native"] == outputs["wasm"]
+
+
+def _importing(funcs: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> str:
+    imports = "".join(
+        f'(import "wasi_snapshot_preview1" "{name}" (func (param {" ".join(params)}) '
+        f'(result {" ".join(results)})))'
+        for name, (params, results) in funcs.items())
+    return f'(module {imports} (memory (export "memory") 1) (func (export "_start")))'
+
+
+def test_every_wasi_preview1_function_links_as_on_wasmtime(native: Any,
+                                                           native_options: Any) -> None:
+    """All of preview1 links (the functions outside the C subset fail with ENOSYS),
+    with the signatures wasmtime's own WASI accepts; anything else is a link error."""
+    import wasmtime
+
+    from probes.backends.base import WasiOptions
+    from probes.backends.native.runner import WASI_ENOSYS, WASI_SIGNATURES
+    from probes.ir import LinkError, decode
+
+    from ..conftest import assemble
+
+    every = {**WASI_SIGNATURES, **WASI_ENOSYS}
+    assert len(every) == 46
+    wat = _importing(every)
+    engine = wasmtime.Engine()
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    store = wasmtime.Store(engine)
+    store.set_wasi(wasmtime.WasiConfig())
+    linker.instantiate(store, wasmtime.Module(engine, assemble(wat)))  # the reference
+    m = decode(assemble(wat))
+    native.compile(m, None, native_options).instantiate(wasi=WasiOptions()).run_wasi()
+
+    bad = {"nosuch": ((), ()), "fd_write": (("i32",), ("i32",))}
+    for name, sig in bad.items():
+        wat = _importing({name: sig})
+        with pytest.raises(wasmtime.WasmtimeError):
+            linker.instantiate(store, wasmtime.Module(engine, assemble(wat)))
+        m = decode(assemble(wat))
+        with pytest.raises(LinkError, match=name):
+            native.compile(m, None, native_options).instantiate(wasi=WasiOptions())
