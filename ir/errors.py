@@ -29,12 +29,13 @@ class ProbesError(Exception):
 class DecodeError(ProbesError):
     """A malformed binary module."""
 
-    def __init__(self, message: str, offset: int) -> None:
+    def __init__(self, message: str, offset: int | None) -> None:
         super().__init__(f"{message}{_at(offset)}")
         self.message = message
         """What is wrong, without the location."""
         self.offset = offset
-        """Byte offset in the module where decoding failed."""
+        """Byte offset in the module where decoding failed (None for text, whose
+        message names the line and column)."""
 
 
 class UnsupportedFeature(ProbesError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,8 +27,12 @@ def wat_to_wasm(text: str) -> bytes:
     try:
         return bytes(wasmtime.wat2wasm(text))
     except wasmtime.WasmtimeError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid text"
-        raise DecodeError(f"cannot assemble WAT: {first}", 0) from None
+        text = str(e).strip()
+        first = text.splitlines()[0] if text else "invalid text"
+        where = re.search(r"-->\s*\S*?:(\d+):(\d+)", text)  # wasmtime: "--> <anon>:4:5"
+        if where:
+            first += f" (at line {where[1]}, column {where[2]})"
+        raise DecodeError(f"cannot assemble WAT: {first}", None) from None
 
 
 def compile_c(path: Path, flags: tuple[str, ...] = ("-O2",)) -> bytes:
@@ -51,8 +56,11 @@ def compile_c(path: Path, flags: tuple[str, ...] = ("-O2",)) -> bytes:
                str(path), "-o", str(out)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            msg = proc.stderr.strip().splitlines()
-            raise ProbesError(f"{path}: C compilation failed: {msg[0] if msg else 'error'}")
+            # The first diagnostic names the file, line and column; clang's
+            # summary lines ("1 error generated.") say nothing more.
+            msg = [line for line in proc.stderr.strip().splitlines() if "error" in line]
+            raise DecodeError(f"C compilation failed: "
+                              f"{msg[0] if msg else proc.stderr.strip() or 'error'}", None)
         data = out.read_bytes()
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = cached.with_suffix(f".{os.getpid()}.tmp")

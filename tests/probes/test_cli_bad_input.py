@@ -366,3 +366,24 @@ def test_a_monitor_given_twice_is_refused(run: Run) -> None:
     assert_user_error(proc, "monitor timeout is given twice", code=cli.EXIT_BAD_OPTION)
     with pytest.raises(probes.ProbeError, match="given twice"):
         probes.run(EXAMPLES / "fib.wasm", ["icount", "icount"])
+
+
+# -- programs in source form -----------------------------------------------------------------
+def test_wat_errors_name_the_line_and_column(run: Run, tmp_path: Path) -> None:
+    """It said "(at offset 0x0)", which means nothing in a text file."""
+    bad = tmp_path / "bad.wat"
+    bad.write_text("(module\n  (func (result i32)\n    i32.const 1\n    i32.bogus))\n")
+    proc = run("run", bad)
+    assert_user_error(proc, "cannot assemble WAT: ", "(at line 4, column 5)",
+                      code=cli.EXIT_BAD_MODULE)
+    assert "offset 0x0" not in proc.stderr
+
+
+def test_c_errors_are_bad_programs(run: Run, tmp_path: Path) -> None:
+    """A C file that does not compile is bad input like a bad module (it exited 1)."""
+    pytest.importorskip("ziglang")
+    bad = tmp_path / "bad.c"
+    bad.write_text("int main(void) { return x; }\n")
+    proc = run("run", bad)
+    assert_user_error(proc, "C compilation failed: ", "bad.c:1:25: error: use of undeclared "
+                      "identifier 'x'", code=cli.EXIT_BAD_MODULE)
