@@ -303,7 +303,10 @@ class WasmInstance:
             raise self._convert_trap(t) from None
         except wasmtime.WasmtimeError as e:
             msg = _first_line(e)
-            raise LinkError(f"cannot instantiate: {msg}") from None
+            if msg.startswith(("unknown import", "incompatible import")):
+                raise LinkError(f"cannot instantiate: {msg}") from None
+            # Not the program's imports: the host's resources (e.g. memory).
+            raise ProbesError(f"cannot instantiate: {msg}") from None
         ex = self.instance.exports(self.store)
         self._exports = ex
         self._state = ex[STATE_EXPORT]

@@ -387,3 +387,19 @@ def test_c_errors_are_bad_programs(run: Run, tmp_path: Path) -> None:
     proc = run("run", bad)
     assert_user_error(proc, "C compilation failed: ", "bad.c:1:25: error: use of undeclared "
                       "identifier 'x'", code=cli.EXIT_BAD_MODULE)
+
+
+def test_a_host_out_of_memory_is_not_a_link_error(installed: None, tmp_path: Path) -> None:
+    """wasmtime cannot reserve the program's memory (address space capped): one
+    error line, exit 1; it was reported as a missing import (exit 5)."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    proc = subprocess.run([sys.executable, "-m", "probes", "run", str(EXAMPLES / "fib.wasm")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          preexec_fn=cap, check=False)
+    if proc.returncode == 0:
+        pytest.skip("the engine fits in 3 GiB of address space here")
+    assert_user_error(proc, "cannot instantiate: ", code=1)
