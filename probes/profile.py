@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .atomic import atomic_write
-from .ir import Location
+from .ir import Location, ProbesError
 
 __all__ = ["ProfileData", "FORMAT_VERSION"]
 
@@ -212,5 +212,21 @@ class ProfileData:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ProfileData:
-        with open(path) as fh:
-            return cls.from_json(json.load(fh))
+        """Read a saved profile. A file that is not one raises `ProbesError`;
+        a missing or unreadable file raises the usual `OSError`."""
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ProbesError(f"{path}: not a probes profile (not UTF-8 JSON text)") from None
+        except json.JSONDecodeError as e:
+            raise ProbesError(f"{path}: not a probes profile (invalid JSON: {e})") from None
+        if not isinstance(data, dict):
+            raise ProbesError(f"{path}: not a probes profile (not a JSON object)")
+        try:
+            return cls.from_json(data)
+        except ValueError as e:
+            raise ProbesError(f"{path}: {e}") from None
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ProbesError(f"{path}: not a probes profile (malformed: {e!r})") from None

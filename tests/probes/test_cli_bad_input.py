@@ -403,3 +403,21 @@ def test_a_host_out_of_memory_is_not_a_link_error(installed: None, tmp_path: Pat
     if proc.returncode == 0:
         pytest.skip("the engine fits in 3 GiB of address space here")
     assert_user_error(proc, "cannot instantiate: ", code=1)
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"\xff\xfe", "not UTF-8 JSON text"),
+    (b"[1]", "not a JSON object"),
+    (b'{"format": "x"}', 'missing "format"'),
+    (b'{"format": "probes-profile", "calls": [1]}', "malformed"),
+    (b"nope", "invalid JSON"),
+])
+def test_api_profile_load_raises_probes_errors(tmp_path: Path, content: bytes,
+                                               needle: str) -> None:
+    """ProfileData.load raised UnicodeDecodeError, JSONDecodeError, TypeError..."""
+    from probes.profile import ProfileData
+
+    path = tmp_path / "p.json"
+    path.write_bytes(content)
+    with pytest.raises(probes.ProbesError, match=needle):
+        ProfileData.load(path)
