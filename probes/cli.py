@@ -27,7 +27,7 @@ from typing import Any
 from .atomic import atomic_write
 from .ir import ProbesError
 from .ir.decoder import decode
-from .ir.errors import DecodeError, LinkError, UnsupportedFeature, ValidationError
+from .ir.errors import DecodeError, LinkError, ProbeError, UnsupportedFeature, ValidationError
 from .ir.features import FEATURES, features_used
 from .ir.leb import read_u32
 from .ir.loader import ProgramNotFound, load_bytes
@@ -478,9 +478,17 @@ def _execute(args: argparse.Namespace, monitor_specs: Sequence[str]) -> int:
     _check_stdin(args.stdin)
     invoke = args.invoke[0] if args.invoke else None
     invoke_args = tuple(args.invoke[1:]) if args.invoke else ()
-    result = run(args.prog, monitors, backend=args.backend, argv=args.program_args,
-                 env=_env(args.env), dirs=_dirs(args.dir), invoke=invoke, args=invoke_args,
-                 stdin=args.stdin, progress=_Progress, interruptible=True)
+    try:
+        result = run(args.prog, monitors, backend=args.backend, argv=args.program_args,
+                     env=_env(args.env), dirs=_dirs(args.dir), invoke=invoke,
+                     args=invoke_args, stdin=args.stdin, progress=_Progress,
+                     interruptible=True)
+    except ProbeError as e:
+        if invoke is not None and args.program_args and " argument(s) " in str(e):
+            # `--invoke f -- 5`: the 5 went to the program's argv.
+            raise ProbeError(f"{e} (arguments after -- go to the program's argv; give the "
+                             f"export's after --invoke {invoke})") from None
+        raise
     out = getattr(args, "output", None)
     if out:
         result.profile.save(out)

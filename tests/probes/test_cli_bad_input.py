@@ -421,3 +421,13 @@ def test_api_profile_load_raises_probes_errors(tmp_path: Path, content: bytes,
     path.write_bytes(content)
     with pytest.raises(probes.ProbesError, match=needle):
         ProfileData.load(path)
+
+
+def test_invoke_arguments_after_the_separator_get_a_hint(run: Run) -> None:
+    """`--invoke run -- 5` gave the 5 to the program's argv and said only "got 0"."""
+    proc = run("run", EXAMPLES / "loop.wat", "--invoke", "run", "--", "5")
+    assert_user_error(proc, "run takes 1 argument(s) (i32), got 0",
+                      "arguments after -- go to the program's argv")
+    plain = run("run", EXAMPLES / "loop.wat", "--invoke", "run")
+    assert_user_error(plain, "got 0")
+    assert "argv" not in plain.stderr
