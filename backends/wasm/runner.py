@@ -428,41 +428,28 @@ class WasmInstance:
         # (ir/dominance.py).
         return self._class_completed(func, first) or self._ran.covers(func, first, index)
 
-    def _class_completed(self, func: int, first: int) -> bool:
+    def _class_completed(self, func: int, first: int,
+                         memo: dict[tuple[int, int], bool] | None = None) -> bool:
         """Whether the coverage class of this block reached its last instruction."""
-        off = self.layout.cov_flags.get((func, first))
+        key = (func, first)
+        off = self.layout.cov_flags.get(key)
         if off is not None:
             return self._u8(off) != 0
-        after = self.layout.cov_implied.get((func, first))
+        after = self.layout.cov_implied.get(key)
         if after is None:
             return False
         # No flag: the class completed iff control reached a block after it (the
         # weaver keeps these from resting on the class, so this recursion ends).
         # Memoized per snapshot: the coverage monitor asks once per instruction.
-        frozen = self._frozen
-        if frozen is not None and self._implied_of is not frozen:
-            self._implied_of, self._implied_ran = frozen, {}
-        memo = self._implied_ran if frozen is not None else {}
-        return self._implied_completed(func, first, after, memo)
-
-    def _implied_completed(self, func: int, first: int, after: tuple[tuple[int, int], ...],
-                           memo: dict[tuple[int, int], bool]) -> bool:
-        ran = memo.get((func, first))
+        if memo is None:
+            frozen = self._frozen
+            if frozen is not None and self._implied_of is not frozen:
+                self._implied_of, self._implied_ran = frozen, {}
+            memo = self._implied_ran if frozen is not None else {}
+        ran = memo.get(key)
         if ran is None:
-            ran = False
-            for g, b in after:
-                if self._ran.reached(g, b):
-                    ran = True
-                    break
-                off = self.layout.cov_flags.get((g, b))
-                if off is not None:
-                    ran = self._u8(off) != 0
-                else:
-                    nxt = self.layout.cov_implied.get((g, b))
-                    ran = nxt is not None and self._implied_completed(g, b, nxt, memo)
-                if ran:
-                    break
-            memo[(func, first)] = ran
+            ran = memo[key] = any(self._ran.reached(g, b) or self._class_completed(g, b, memo)
+                                  for g, b in after)
         return ran
 
     def _firsts_of(self, func: int) -> list[int]:

@@ -210,7 +210,7 @@ class _CoveragePlan:
     """Immediate dominators, when classes merge blocks or go without a flag."""
     returning: int | None = None
     """`CoverageClasses.returning`."""
-    pos_of: dict[int, int] = field(default_factory=dict)
+    pos_of: dict[int, int] = field(init=False)
     """Block position by first index."""
 
     def __post_init__(self) -> None:
