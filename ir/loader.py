@@ -14,7 +14,8 @@ from .decoder import decode
 from .errors import DecodeError, ProbesError
 from .module import Module
 
-__all__ = ["load", "load_bytes", "compile_c", "wat_to_wasm", "CACHE_DIR", "ProgramNotFound"]
+__all__ = ["load", "load_bytes", "compile_c", "wat_to_wasm", "CACHE_DIR", "InputNotFound",
+           "ProgramNotFound"]
 
 CACHE_DIR = Path(os.environ.get("PROBES_CACHE_DIR", Path.home() / ".cache" / "probes"))
 """Where compiled C programs (and later, compiled modules) are cached."""
@@ -69,7 +70,11 @@ def compile_c(path: Path, flags: tuple[str, ...] = ("-O2",)) -> bytes:
     return data
 
 
-class ProgramNotFound(ProbesError):
+class InputNotFound(ProbesError):
+    """An input file (a program, a saved profile) does not exist or cannot be read."""
+
+
+class ProgramNotFound(InputNotFound):
     """The program file does not exist or cannot be read."""
 
 

@@ -30,7 +30,7 @@ from .ir.decoder import decode
 from .ir.errors import DecodeError, LinkError, ProbeError, UnsupportedFeature, ValidationError
 from .ir.features import FEATURES, features_used
 from .ir.leb import read_u32
-from .ir.loader import ProgramNotFound, load_bytes
+from .ir.loader import InputNotFound, load_bytes
 from .ir.module import SECTION_NAMES, Module
 from .ir.types import GlobalType, MemoryType, TableType
 
@@ -130,10 +130,11 @@ def _load(path: str) -> tuple[bytes, Module]:
 
 
 def _write_output(text: str, out: str | None) -> None:
+    """Text to stdout, or whole to the file ``out`` (missing folders made, as for -o)."""
     if out is None or out == "-":
         sys.stdout.write(text)
         return
-    Path(out).write_text(text, encoding="utf-8")
+    atomic_write(out, text)
 
 
 def _resolve_defined_func(m: Module, spec: str) -> int:
@@ -327,7 +328,7 @@ EXIT_LINK = 5
 EXIT_BAD_MODULE = 65
 """The module is malformed, invalid or uses an unsupported feature (EX_DATAERR)."""
 EXIT_NO_INPUT = 66
-"""The program file is missing or unreadable (EX_NOINPUT)."""
+"""The program or profile file is missing or unreadable (EX_NOINPUT)."""
 EXIT_TRAP = 134
 """The guest trapped (like wasmtime's CLI: 128 + SIGABRT)."""
 EXIT_INTERRUPTED = 130
@@ -497,7 +498,7 @@ def _execute(args: argparse.Namespace, monitor_specs: Sequence[str]) -> int:
     if texts:
         body = "\n\n".join(texts) + "\n"
         if report_file:
-            _atomic_write(report_file, body.encode())  # like -o: makes missing folders
+            atomic_write(report_file, body.encode())  # like -o: makes missing folders
         else:
             sys.stdout.flush()
             sys.stderr.write(body)
@@ -602,9 +603,9 @@ def _instrument(args: argparse.Namespace) -> int:
         mon.attach(module, probes)
     with _Progress(f"weaving {args.prog}"):
         woven = weave(module, probes)
-    _atomic_write(args.output, woven.wasm)
+    atomic_write(args.output, woven.wasm)
     if args.layout:
-        _atomic_write(args.layout, json.dumps(_layout_json(woven), indent=1).encode())
+        atomic_write(args.layout, json.dumps(_layout_json(woven), indent=1).encode())
     sys.stderr.write(f"probes: wrote {args.output} ({len(woven.wasm)} bytes, "
                      f"{woven.layout.state_size} bytes of probe state)\n")
     return 0
@@ -631,10 +632,6 @@ def _layout_json(woven: Any) -> dict[str, Any]:
         "trace_buffer": {"offset": lay.trace_buf, "capacity": lay.trace_capacity,
                          "entry_bytes": 16} if lay.trace_buf else None,
     }
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    atomic_write(path, data)
 
 
 from . import cli_reports  # noqa: E402,F401  (registers report/coverage)
@@ -697,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LinkError as e:
         _error(str(e))
         return EXIT_LINK
-    except ProgramNotFound as e:
+    except InputNotFound as e:
         _error(str(e))
         return EXIT_NO_INPUT
     except ProbesError as e:

@@ -22,7 +22,6 @@ from .cli import (
     EXIT_INTERRUPTED,
     EXIT_TRAP,
     RUN_ARGS,
-    _atomic_write,
     _check_output,
     _check_stdin,
     _dirs,
@@ -33,9 +32,10 @@ from .cli import (
     arg,
     command,
 )
+from .atomic import atomic_write
 from .ir import Module, ProbesError
 from .ir.decoder import decode
-from .ir.loader import ProgramNotFound, load_bytes
+from .ir.loader import InputNotFound, ProgramNotFound, load_bytes
 from .profile import ProfileData
 
 __all__ = ["FORMATS", "load_profile", "module_for", "annotated_cfg"]
@@ -53,10 +53,12 @@ def load_profile(path: str) -> ProfileData:
     try:
         return ProfileData.load(path)
     except FileNotFoundError:
-        raise ProbesError(f"{path}: no such profile (write one with "
-                          "`probes trace PROG -m ... -o PROFILE.json`)") from None
+        raise InputNotFound(f"{path}: no such profile (write one with "
+                            "`probes trace PROG -m ... -o PROFILE.json`)") from None
     except IsADirectoryError:
-        raise ProbesError(f"{path}: is a directory, not a profile") from None
+        raise InputNotFound(f"{path}: is a directory, not a profile") from None
+    except PermissionError:
+        raise InputNotFound(f"{path}: permission denied") from None
 
 
 def _check_hash(profile: ProfileData, path: str, data: bytes) -> None:
@@ -136,7 +138,7 @@ SOURCE_ARGS = (
 
 def _write_listing(listing: tuple[str, str] | None) -> None:
     if listing is not None:
-        _atomic_write(listing[0], listing[1].encode())
+        atomic_write(listing[0], listing[1].encode())
         sys.stderr.write(f"probes: no DWARF line table: coverage is shown on a disassembly "
                          f"listing, {listing[0]}\n")
 
@@ -300,7 +302,7 @@ def _coverage(args: argparse.Namespace) -> int:
                       omit=opts["omit"], listing_path=_listing_path(args.output, profile))
     _write_listing(res.listing)
     _warn_skipped(res.skipped)
-    _atomic_write(args.output, res.text.encode())
+    atomic_write(args.output, res.text.encode())
     files = [] if res.listing is not None else source_coverage(
         module, profile, sm, include=opts["include"], omit=opts["omit"])
     sys.stderr.write(coverage_table(files, profile, module) +

@@ -109,9 +109,9 @@ def test_report_formats_from_a_saved_profile(run: Run, tmp_path: Path) -> None:
     doc = json.loads(js.stdout)
     assert doc["coverage"]["lines"] == {"hit": 40, "total": 44}
     assert doc["function"]["name"] == "main"
-    lcov = run("report", "p.json", "-F", "lcov", "-o", "r.info")
+    lcov = run("report", "p.json", "-F", "lcov", "-o", "out/r.info")  # makes out/
     assert lcov.returncode == 0, lcov.stderr
-    (rec,) = parse_lcov((tmp_path / "r.info").read_text()).values()
+    (rec,) = parse_lcov((tmp_path / "out/r.info").read_text()).values()
     assert rec["DA"][58] == 10
     dot = run("report", "p.json", "-F", "dot", "-f", "classify", "-o", "c.dot")
     assert dot.returncode == 0 and "count=10" in (tmp_path / "c.dot").read_text()
@@ -160,7 +160,9 @@ def test_report_refuses_another_program(run: Run, tmp_path: Path) -> None:
     one_error(run("report", "q.json", "-F", "lcov"), "--program")
     assert run("report", "q.json", "-F", "lcov", "--program", COV).returncode == 0
     assert run("report", "q.json").returncode == 0  # text does without
-    one_error(run("report", "nope.json"), "no such profile")
+    one_error(run("report", "nope.json"), "no such profile", code=66)  # as a missing program
+    one_error(run("cfg", EXAMPLES / "fib.wasm", "--profile", "nope.json"), "no such profile",
+              code=66)
     (tmp_path / "bad.json").write_text("{}")
     one_error(run("report", "bad.json"), "not a probes profile")
 

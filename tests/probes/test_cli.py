@@ -287,9 +287,15 @@ def test_cfg_imported_function(run: Run) -> None:
                       "imported", "wasi_snapshot_preview1.args_get")
 
 
-def test_cfg_unwritable_output(run: Run) -> None:
-    assert_user_error(run("cfg", EXAMPLES / "loop.wat", "-o", "no/such/dir/out.txt"),
-                      "no/such/dir/out.txt")
+def test_cfg_output_folders(run: Run, tmp_path: Path) -> None:
+    """-o makes missing folders (as trace -o does); a file in the way is one error."""
+    proc = run("cfg", EXAMPLES / "loop.wat", "-o", "new/dir/out.txt")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "new/dir/out.txt").read_text().startswith("func 0 run")
+    (tmp_path / "plain").write_text("")
+    assert_user_error(run("cfg", EXAMPLES / "loop.wat", "-o", "plain/out.txt"),
+                      "plain/out.txt")
+    assert (tmp_path / "plain").read_text() == ""
 
 
 def test_broken_pipe_is_quiet(installed: None, tmp_path: Path) -> None:
