@@ -18,8 +18,12 @@ from probes.ir import ProbesError
 
 COUNTED = ("assert_return", "assert_trap", "assert_exhaustion")
 
-SPEC_RESULTS: dict[str, Any] = {}
-"""wast stem -> native pass counts, printed in the terminal summary."""
+SPEC_PROPERTY = "native_spec_counts"
+"""The user property test_spec.py attaches its per-file counts under."""
+
+SPEC_RESULTS: dict[str, dict[str, Any]] = {}
+"""wast stem -> native pass counts (the property's value), printed in the terminal
+summary; collected from test reports, which pytest-xdist sends back from workers."""
 
 
 def _backend() -> Any:
@@ -56,6 +60,12 @@ def native_run(native: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
     yield api.run
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == SPEC_PROPERTY:
+            SPEC_RESULTS[value["wast"]] = value
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not SPEC_RESULTS:
         return
@@ -68,12 +78,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         r = SPEC_RESULTS[name]
         cells = []
         for k in COUNTED:
-            totals[k][0] += r.passed[k]
-            totals[k][1] += r.total[k]
-            totals[k][2] += r.skipped[k]
-            skip = f" ({r.skipped[k]} sk)" if r.skipped[k] else ""
-            cells.append(f"{r.passed[k]}/{r.total[k]}{skip}")
+            totals[k][0] += r["passed"][k]
+            totals[k][1] += r["total"][k]
+            totals[k][2] += r["skipped"][k]
+            skip = f" ({r['skipped'][k]} sk)" if r["skipped"][k] else ""
+            cells.append(f"{r['passed'][k]}/{r['total'][k]}{skip}")
         tr.write_line(f"{name:<{width}}" + "".join(f"{c:>24}" for c in cells)
-                      + f"{len(r.failures):>7}")
+                      + f"{r['failures']:>7}")
     cells = [f"{p}/{t}" + (f" ({s} sk)" if s else "") for p, t, s in totals.values()]
     tr.write_line(f"{'total':<{width}}" + "".join(f"{c:>24}" for c in cells))

@@ -69,24 +69,25 @@ def _options(native_options: CompileOptions, monitors: list[str]) -> CompileOpti
     return replace(native_options, opt_level=level)
 
 
+@pytest.mark.parametrize("monitors", VARIANTS, ids=lambda v: "+".join(v) or "plain")
 @pytest.mark.parametrize("program", C_PROGRAMS, ids=lambda p: p.stem)
-def test_c_programs(program: Path, native_run, native_options, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    for monitors in VARIANTS:
-        label = "+".join(monitors) or "plain"
-        out = {}
-        results = {}
-        for backend in ("wasm", "native"):
-            path = tmp_path / f"stdout.{backend}"
-            opts = _options(native_options, monitors) if backend == "native" else \
-                CompileOptions(cache_dir=native_options.cache_dir)
-            results[backend] = native_run(program, monitors, backend=backend, stdout=str(path),
-                                          options=opts, argv=["3"])
-            out[backend] = path.read_bytes()
-        w, n = results["wasm"], results["native"]
-        assert out["native"] == out["wasm"], label
-        assert n.exit_code == w.exit_code, label
-        assert same_trap(n.trap, w.trap, n.module), label
-        assert comparable(n.profile) == comparable(w.profile), label
+def test_c_programs(program: Path, monitors: list[str], native_run, native_options,  # type: ignore[no-untyped-def]
+                    tmp_path: Path) -> None:
+    """One test per program and monitor set, so parallel workers share them evenly."""
+    out = {}
+    results = {}
+    for backend in ("wasm", "native"):
+        path = tmp_path / f"stdout.{backend}"
+        opts = _options(native_options, monitors) if backend == "native" else \
+            CompileOptions(cache_dir=native_options.cache_dir)
+        results[backend] = native_run(program, monitors, backend=backend, stdout=str(path),
+                                      options=opts, argv=["3"])
+        out[backend] = path.read_bytes()
+    w, n = results["wasm"], results["native"]
+    assert out["native"] == out["wasm"]
+    assert n.exit_code == w.exit_code
+    assert same_trap(n.trap, w.trap, n.module)
+    assert comparable(n.profile) == comparable(w.profile)
 
 
 WAT_CALLS = [

@@ -7,7 +7,8 @@ rejects as a proposal outside our feature set (function-references, GC,
 exceptions, memory64, SIMD for the native backend) are counted as skipped, and so
 are modules importing from a registered module that was skipped. Registered
 modules share their memories, tables and mutable globals with the importers.
-Per-file counts are printed at the end of the run (tests/native/conftest.py).
+Per-file counts are printed at the end of the run (tests/native/conftest.py),
+also when the tests run in parallel workers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ..ir.spec_support import convert, missing_reason, spec_dir, wast_names
-from .conftest import SPEC_RESULTS
+from .conftest import SPEC_PROPERTY
 
 PROPOSALS = re.compile(
     r"^(simd_|relaxed|i16x8_relaxed|i32x4_relaxed|i8x16_relaxed|array|struct|i31|binary-gc|"
@@ -51,7 +52,11 @@ def test_spec_file(wast: str, native, request: pytest.FixtureRequest,  # type: i
     # Spec modules are tiny: O1 keeps the suite fast while still running LLVM's optimizer.
     options = CompileOptions(cache=False, opt_level=1)
     result = SpecRunner(json_path, native, options).run()
-    SPEC_RESULTS[wast] = result
+    # The counts travel with the test's report, so the summary also has them when
+    # the tests ran in worker processes (pytest-xdist).
+    request.node.user_properties.append((SPEC_PROPERTY, {
+        "wast": wast, "passed": result.passed, "total": result.total,
+        "skipped": result.skipped, "failures": len(result.failures)}))
     if result.failures:
         listed = "\n  ".join(result.failures[:25])
         pytest.fail(f"{wast}.wast: {len(result.failures)} failure(s):\n  {listed}",

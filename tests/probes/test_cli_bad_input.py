@@ -174,7 +174,7 @@ def test_binary_file_as_profile(run: Run, tmp_path: Path) -> None:
     assert_user_error(run("report", EXAMPLES / "fib.wasm"), "not a probes profile")
     assert_user_error(run("cfg", EXAMPLES / "fib.wasm", "--profile", EXAMPLES / "fib.wasm"),
                       "not a probes profile")
-    assert_user_error(run("report", "d"), "d: is a directory")
+    assert_user_error(run("report", "d"), "d: is a directory", code=cli.EXIT_NO_INPUT)
 
 
 def test_report_top_must_be_a_count(run: Run) -> None:
