@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,42 @@ def wat_to_binary() -> Callable[[str], bytes]:
 def wat_module() -> Callable[[str], Module]:
     """``wat_module(text) -> Module``: assemble WAT text and decode it."""
     return module_from_wat
+
+
+# -- the native spec suite's per-file counts ---------------------------------------------
+SPEC_PROPERTY = "native_spec_counts"
+"""The user property test_spec.py attaches its per-file counts under."""
+
+SPEC_RESULTS: dict[str, dict[str, Any]] = {}
+"""wast stem -> native pass counts (the property's value), printed in the terminal
+summary; collected from test reports, which pytest-xdist sends back from workers."""
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == SPEC_PROPERTY:
+            SPEC_RESULTS[value["wast"]] = value
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not SPEC_RESULTS:
+        return
+    tr = terminalreporter
+    kinds = list(next(iter(SPEC_RESULTS.values()))["passed"])  # spec_exec.COUNTED
+    tr.write_sep("=", "spec suite on the native backend (passed/total, skipped)")
+    width = max(len(n) for n in SPEC_RESULTS) + 2
+    tr.write_line(f"{'file':<{width}}" + "".join(f"{k:>24}" for k in kinds) + f"{'fails':>7}")
+    totals = {k: [0, 0, 0] for k in kinds}
+    for name in sorted(SPEC_RESULTS):
+        r = SPEC_RESULTS[name]
+        cells = []
+        for k in kinds:
+            totals[k][0] += r["passed"][k]
+            totals[k][1] += r["total"][k]
+            totals[k][2] += r["skipped"][k]
+            skip = f" ({r['skipped'][k]} sk)" if r["skipped"][k] else ""
+            cells.append(f"{r['passed'][k]}/{r['total'][k]}{skip}")
+        tr.write_line(f"{name:<{width}}" + "".join(f"{c:>24}" for c in cells)
+                      + f"{r['failures']:>7}")
+    cells = [f"{p}/{t}" + (f" ({s} sk)" if s else "") for p, t, s in totals.values()]
+    tr.write_line(f"{'total':<{width}}" + "".join(f"{c:>24}" for c in cells))

@@ -7,7 +7,7 @@ rejects as a proposal outside our feature set (function-references, GC,
 exceptions, memory64, SIMD for the native backend) are counted as skipped, and so
 are modules importing from a registered module that was skipped. Registered
 modules share their memories, tables and mutable globals with the importers.
-Per-file counts are printed at the end of the run (tests/native/conftest.py),
+Per-file counts are printed at the end of the run (tests/conftest.py),
 also when the tests run in parallel workers.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ..ir.spec_support import convert, missing_reason, spec_dir, wast_names
-from .conftest import SPEC_PROPERTY
+from ..conftest import SPEC_PROPERTY
 
 PROPOSALS = re.compile(
     r"^(simd_|relaxed|i16x8_relaxed|i32x4_relaxed|i8x16_relaxed|array|struct|i31|binary-gc|"
