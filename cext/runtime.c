@@ -90,6 +90,7 @@ static rt_ctx *ctx_init(rt_ctx *ctx, uint32_t nmems, uint32_t ntables, uint32_t 
         return NULL;
     }
     ctx->frames_limit = ctx->frames + max_depth;
+    ctx->entry_frame = ctx->frames - 1;
     return ctx;
 }
 
@@ -417,6 +418,7 @@ int32_t rt_invoke(rt_ctx *ctx, void *fn, uint64_t *io) {
     jmp_buf jb;
     void *volatile saved = ctx->jb;
     volatile uintptr_t saved_limit = ctx->stack_limit;
+    uint64_t *volatile saved_entry = ctx->entry_frame;
     /* A run of its own, even while another instance's code called into this one. */
     rt_link *volatile saved_link = ctx->link;
     ctx->link = NULL;
@@ -438,6 +440,7 @@ int32_t rt_invoke(rt_ctx *ctx, void *fn, uint64_t *io) {
     }
     ctx->jb = saved;
     ctx->stack_limit = saved_limit;
+    ctx->entry_frame = saved_entry; /* also after a trap through a host call */
     ctx->link = saved_link;
     return kind;
 }

@@ -108,6 +108,10 @@ typedef struct rt_ctx {
     uint64_t *frames_limit; /* frames + max_depth: generated code gets &frames[depth - 1]
                                instead of depth, and traps with RT_TRAP_STACK when its own
                                slot &frames[depth] reaches this */
+    uint64_t *entry_frame;  /* what a call from the host passes as the callee's frame: frames - 1
+                               (depth 0) outside runs; during a host or probe call, the caller's
+                               own, so a call back into this instance continues its records
+                               instead of overwriting them (rt_invoke restores it) */
 } rt_ctx;
 
 typedef struct rt_wasi rt_wasi;

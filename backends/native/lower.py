@@ -162,7 +162,7 @@ class CtxLayout:
         return CtxLayout(
             ctx=fields("rt_ctx", ("mems", "globals", "tables", "funcs", "frames",
                                   "stack_limit", "fuel", "interrupt", "sig_ids", "mem_objs",
-                                  "mem_bases", "mem_sizes", "frames_limit")),
+                                  "mem_bases", "mem_sizes", "frames_limit", "entry_frame")),
             memory=fields("rt_memory", ("base", "size")),
             memory_size=ffi.sizeof("rt_memory"),
             funcref=fields("rt_funcref", ("code", "ctx", "type_id")),
@@ -424,8 +424,8 @@ class _ModuleLowering:
         iop = b.bitcast(io, I64P)
         for k, p in enumerate(params):
             b.store(to_bits(b, p), b.gep(iop, [ir.Constant(I32, k)]))
-        st = b.call(self.runtime["rt_host_call"],
-                    [ctx, ir.Constant(I32, idx), iop, ir.Constant(I32, len(params))])
+        st = self.host_call(b, ctx, fn.args[1], self.runtime["rt_host_call"],
+                            [ctx, ir.Constant(I32, idx), iop, ir.Constant(I32, len(params))])
         fail = b.icmp_unsigned("!=", st, ir.Constant(I32, 0))
         with b.if_then(fail, likely=False):
             depth = self.depth_of(b, ctx, b.gep(fn.args[1], [ir.Constant(I64, 1)]))
@@ -445,6 +445,31 @@ class _ModuleLowering:
         v.set_metadata("invariant.load", self.empty_md)
         return v
 
+    def _entry_frame_ptr(self, b: ir.IRBuilder, ctx: ir.Value) -> ir.Value:
+        return b.bitcast(b.gep(ctx, [ir.Constant(I32, self.lay.ctx["entry_frame"])]),
+                         I64P.as_pointer())
+
+    def entry_frame(self, b: ir.IRBuilder, ctx: ir.Value) -> ir.Value:
+        """``ctx->entry_frame``: the frame a call from the host starts at."""
+        v = b.load(self._entry_frame_ptr(b, ctx))
+        v.set_metadata("tbaa", self.tbaa("ctx.entry_frame"))
+        return v
+
+    def set_entry_frame(self, b: ir.IRBuilder, ctx: ir.Value, frame: ir.Value) -> None:
+        st = b.store(frame, self._entry_frame_ptr(b, ctx))
+        st.set_metadata("tbaa", self.tbaa("ctx.entry_frame"))
+
+    def host_call(self, b: ir.IRBuilder, ctx: ir.Value, frame: ir.Value, fn: ir.Function,
+                  args: list[ir.Value]) -> ir.Value:
+        """Call the runtime's ``rt_host_call``/``rt_probe_call``; a call back into this
+        instance made meanwhile starts at ``frame`` (whose record is this call), so the
+        records of the frames below stay for a later trap's backtrace."""
+        saved = self.entry_frame(b, ctx)
+        self.set_entry_frame(b, ctx, frame)
+        st = b.call(fn, args)
+        self.set_entry_frame(b, ctx, saved)
+        return st
+
     def depth_of(self, b: ir.IRBuilder, ctx: ir.Value, frame: ir.Value) -> ir.Value:
         """The call depth (i32) of the frame slot ``frame`` of context ``ctx``."""
         diff = b.sub(b.ptrtoint(frame, I64), b.ptrtoint(self.frames_of(b, ctx), I64))
@@ -458,9 +483,9 @@ class _ModuleLowering:
         ctx, io = fn.args
         args = [from_bits(b, b.load(b.gep(io, [ir.Constant(I32, k)])), lltype(t))
                 for k, t in enumerate(ft.params)]
-        # Depth 0: its slot is frames[0], the (unused) caller's one before it.
-        r = b.call(self.functions[idx],
-                   [ctx, b.gep(self.frames_of(b, ctx), [ir.Constant(I64, -1)]), *args])
+        # Depth 0 (its slot is frames[0], the unused caller's one before it), or below
+        # the host or probe call this call came back from.
+        r = b.call(self.functions[idx], [ctx, self.entry_frame(b, ctx), *args])
         if len(ft.results) == 1:
             b.store(to_bits(b, r), io)
         elif ft.results:
@@ -1253,8 +1278,10 @@ def _call_indirect(fl: _FuncLowering, ins: Instr) -> None:
         io = fl.io_buffer(len(args))
         for k, v in enumerate(args):
             b.store(to_bits(b, v), b.gep(io, [ir.Constant(I32, k)]))
-        st = b.call(fl.ml.runtime["rt_probe_call"], [fl.ctx, callee, io,
-                                                     ir.Constant(I32, len(args))])
+        # The probe's frame record, as for a call: a call back into this instance from
+        # the probe continues below it.
+        st = fl.ml.host_call(b, fl.ctx, fl.record_frame(), fl.ml.runtime["rt_probe_call"],
+                             [fl.ctx, callee, io, ir.Constant(I32, len(args))])
         fl.trap_status(st)
         return
     if fl.checked:

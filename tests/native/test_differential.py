@@ -119,6 +119,62 @@ def test_wat_exports(file: str, export: str, calls, native_run, native_options) 
             assert comparable(n.profile) == comparable(w.profile), label
 
 
+REENTRANT = """(module
+  (import "env" "cb" (func $cb (param i32)))
+  (func $leaf (param i32) (if (local.get 0) (then unreachable)))
+  (func $inner (export "inner") (param i32) nop (call $leaf (local.get 0)))
+  (func $g (param i32) nop (call $cb (local.get 0)) (unreachable))
+  (func $h (param i32) nop nop (unreachable))
+  (func (export "outer") (param i32) nop nop (call $g (local.get 0)))
+  (func (export "outer_probed") (param i32) nop nop (call $h (local.get 0))))"""
+"""``outer`` calls ``g``, which calls the host, which calls ``inner`` back;
+``outer_probed`` calls ``h``, where a probe calls ``inner`` back. With 1, the
+inner call traps in ``leaf``; with 0 it returns and the outer frame traps."""
+
+
+@pytest.mark.parametrize("via", ["host", "probe"])
+@pytest.mark.parametrize("inner_traps", [0, 1])
+def test_reentrant_calls_keep_the_callers_records(via: str, inner_traps: int, native: Any,
+                                                  wat_module: Any) -> None:
+    """A call back into the running instance (from a host function or a probe) continues
+    the caller's frame records: a later trap's backtrace still names the frames below it,
+    as on wasmtime (native started again at depth 0 and overwrote them)."""
+    from probes.backends.wasm import WasmBackend
+    from probes.ir import Location
+    from probes.probe import CallbackProbe
+    from probes.probeset import ProbeSet
+
+    m = wat_module(REENTRANT)
+    traps = {}
+    for backend in (WasmBackend(), native):
+        holder: dict[str, Any] = {}
+
+        def back_in(*_: Any) -> None:
+            holder["inst"].call("inner", inner_traps)
+
+        ps = ProbeSet(m)
+        if via == "probe":
+            ps.insert(Location(4, 1), CallbackProbe(back_in))
+        inst = backend.compile(m, ps, CompileOptions(cache=False)).instantiate(
+            imports={"env": {"cb": back_in}})
+        holder["inst"] = inst
+        with pytest.raises(Trap) as info:
+            inst.call("outer" if via == "host" else "outer_probed", inner_traps)
+        traps[backend.name] = info.value
+    outer = [Location(5, 5)] if via == "host" else [Location(6, 5)]
+    if via == "host":
+        below = [Location(3, 4)]  # g at its call of the host function
+    else:
+        below = [Location(4, 1)]  # h at the probe
+    if inner_traps:
+        expected = [Location(1, 5), Location(2, 4), *below, *outer]
+    else:
+        expected = [Location(3, 6) if via == "host" else Location(4, 3), *outer]
+    assert list(traps["wasm"].backtrace) == expected
+    assert list(traps["native"].backtrace) == expected
+    assert traps["native"].location == traps["wasm"].location == expected[0]
+
+
 def _same_value(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return (math.isnan(a) and math.isnan(b)) or a == b and \
