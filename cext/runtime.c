@@ -365,18 +365,32 @@ void rt_enter(rt_ctx *caller, rt_ctx *callee, rt_link *link, uint32_t depth) {
     link->saved_link = callee->link;
     link->saved_limit = callee->stack_limit;
     link->saved_fuel = callee->fuel;
+    link->saved_callee = caller->callee;
     link->depth = depth;
     link->pad = 0;
     callee->link = link;
     callee->stack_limit = caller->stack_limit;
     callee->fuel = caller->fuel;
+    /* The run's interrupt state goes along (a flag left over from an earlier run goes). */
+    __atomic_store_n(&callee->interrupt, __atomic_load_n(&caller->interrupt, __ATOMIC_RELAXED),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&caller->callee, callee, __ATOMIC_RELEASE);
 }
 
 void rt_leave(rt_ctx *caller, rt_ctx *callee, rt_link *link) {
+    __atomic_store_n(&caller->callee, link->saved_callee, __ATOMIC_RELEASE);
     caller->fuel = callee->fuel;
     callee->fuel = link->saved_fuel;
     callee->stack_limit = link->saved_limit;
     callee->link = link->saved_link;
+}
+
+void rt_interrupt(rt_ctx *ctx) {
+    /* Bounded: code of A may call into B which calls back into A (a cycle of pointers). */
+    for (int hops = 0; ctx && hops < 256; hops++) {
+        __atomic_store_n(&ctx->interrupt, 1, __ATOMIC_RELAXED);
+        ctx = __atomic_load_n(&ctx->callee, __ATOMIC_ACQUIRE);
+    }
 }
 
 void rt_trap(rt_ctx *ctx, int32_t kind, int32_t func, int32_t pc, uint32_t depth) {

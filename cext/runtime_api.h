@@ -62,6 +62,7 @@ typedef struct rt_link {
     struct rt_link *saved_link;
     uintptr_t saved_limit;  /* the callee's own stack_limit and fuel, restored after */
     int64_t saved_fuel;
+    struct rt_ctx *saved_callee; /* the caller's `callee` before this crossing */
     uint32_t depth;         /* the callee's call depth (the caller recorded frames below) */
     uint32_t pad;
 } rt_link;
@@ -108,6 +109,8 @@ typedef struct rt_ctx {
     uint64_t *frames_limit; /* frames + max_depth: generated code gets &frames[depth - 1]
                                instead of depth, and traps with RT_TRAP_STACK when its own
                                slot &frames[depth] reaches this */
+    struct rt_ctx *callee;  /* the instance this one's code is calling into (rt_enter), or
+                               NULL: where rt_interrupt passes an interrupt on */
     uint64_t *entry_frame;  /* what a call from the host passes as the callee's frame: frames - 1
                                (depth 0) outside runs; during a host or probe call, the caller's
                                own, so a call back into this instance continues its records
@@ -160,6 +163,11 @@ void rt_trap(rt_ctx *ctx, int32_t kind, int32_t func, int32_t pc, uint32_t depth
  * back to the context rt_invoke started, restoring every callee on the way). */
 void rt_enter(rt_ctx *caller, rt_ctx *callee, rt_link *link, uint32_t depth);
 void rt_leave(rt_ctx *caller, rt_ctx *callee, rt_link *link);
+
+/* Ctrl-C (from another thread): set the interrupt flag of ctx and of every instance its
+ * code is calling into right now, so a loop in another instance reached through a shared
+ * table stops too. */
+void rt_interrupt(rt_ctx *ctx);
 
 /* -- called by generated code (each returns 0 or a trap kind where it can fail) ----- */
 int32_t rt_memory_grow(rt_ctx *ctx, uint32_t mem, uint32_t delta);

@@ -1020,7 +1020,7 @@ class NativeInstance(WasmInstance):
         ctx.interrupt = 0
         fn = self._ffi.cast("void *", wrapper)
         if exe.options.interruptible:
-            flag = _InterruptFlag(ctx)
+            flag = _InterruptFlag(ctx, self._lib)
             try:
                 with _CtrlC(flag):  # type: ignore[arg-type]
                     kind = self._lib.rt_invoke(ctx, fn, io)
@@ -1184,18 +1184,20 @@ class NativeInstance(WasmInstance):
 
 
 class _InterruptFlag:
-    """What `_CtrlC` bumps on SIGINT: the context's ``interrupt`` flag (the guest
-    traps at its next loop header or call). Detached once the guest returns, so a
-    late signal never writes to a freed context."""
+    """What `_CtrlC` bumps on SIGINT: the ``interrupt`` flag of the context and of
+    the instances its code is calling into (``rt_interrupt``; the guest traps at its
+    next loop header or call). Detached once the guest returns, so a late signal
+    never writes to a freed context."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, lib: Any) -> None:
         self._ctx = ctx
+        self._lib = lib
         self._lock = threading.Lock()
 
     def increment_epoch(self) -> None:
         with self._lock:
             if self._ctx is not None:
-                self._ctx.interrupt = 1
+                self._lib.rt_interrupt(self._ctx)
 
     def detach(self) -> None:
         with self._lock:

@@ -177,3 +177,52 @@ def test_link_errors(native: Any, compiled: tuple[Any, Any]) -> None:
     assert ok.call("f") == 0
     ok.close()
     a.close()
+
+
+SPINNER = """
+(module
+  (table (export "tab") 2 funcref)
+  (func $spin (loop $l (br $l)))
+  (func $quick (loop $l (br_if $l (i32.const 0))))
+  (elem (i32.const 0) $spin $quick))
+"""
+
+CALLER = """
+(module
+  (import "a" "tab" (table 2 funcref))
+  (func (export "go") (param i32) (call_indirect (local.get 0))))
+"""
+
+
+def test_interrupt_reaches_another_instance(native: Any) -> None:
+    """Ctrl-C's path (rt_interrupt on the running instance) also stops a loop in another
+    instance that its code called through a shared table; that instance runs normally
+    afterwards (its flag does not outlive the run)."""
+    import threading
+
+    opts = CompileOptions(cache=False, opt_level=1, interruptible=True)
+    a = native.compile(decode(wat_to_wasm(SPINNER)), None, opts).instantiate()
+    b = native.compile(decode(wat_to_wasm(CALLER)), None,
+                       opts).instantiate(imports={"a": {"tab": a.export("tab")}})
+    done = threading.Event()
+    lib = native.rt.lib
+
+    def poke() -> None:
+        while not done.wait(0.05):
+            ctx = b._ctx
+            if ctx is not None:
+                lib.rt_interrupt(ctx)
+
+    threading.Thread(target=poke, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            b.call("go", 0)
+    finally:
+        done.set()
+    assert a._ctx.interrupt == 1  # it reached A's flag
+    assert b._ctx.callee == native.rt.ffi.NULL  # the crossing was undone by the trap
+    b.call("go", 1)  # a loop header in A: the old flag is gone
+    assert a._ctx.interrupt == 0
+    b.close()
+    a.close()
+
