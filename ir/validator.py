@@ -120,7 +120,8 @@ def operand_stacks(m: Module, func: int | Function) -> list[Stack]:
     """Operand-stack types before each instruction of a function, bottom first.
 
     ``result[i]`` belongs to ``function.instrs[i]``; None marks the unknown type
-    of unreachable code.
+    of unreachable code: in a block that became unreachable, one None sits under
+    the values pushed since, for whatever an instruction pops beyond them.
     """
     ctx = _ModuleContext(m)
     f = func if isinstance(func, Function) else m.function(func)
@@ -289,7 +290,14 @@ def _check_body(ctx: _ModuleContext, f: Function, record: bool) -> list[Stack] |
         op = ins.op
         pc = ins.pc
         if stacks is not None:
-            stacks.append(tuple(stack))
+            frame = frames[-1]
+            if frame.unreachable:
+                # Below the values this block pushed since it became unreachable, the
+                # stack is polymorphic: an operand read that deep has no known type
+                # (the enclosing blocks' values are not its operands).
+                stacks.append((*stack[:frame.height], None, *stack[frame.height:]))
+            else:
+                stacks.append(tuple(stack))
         sig = simple.get(op)
         if sig is not None:
             pops, pushes = sig

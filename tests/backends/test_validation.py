@@ -69,3 +69,34 @@ def test_proc_exit_in_the_start_function_is_system_exit(backend: Any,
     with pytest.raises(SystemExit) as info:
         exe.instantiate(wasi=WasiOptions())
     assert info.value.code == 3
+
+
+# -- probes in dead code ------------------------------------------------------------------
+DEAD = {
+    # Under the dead store, the enclosing function's f64 is not its operand.
+    "store": '(module (memory 1) (func (export "f") (param f64) (result f64) '
+             '(local.get 0) (block (br 0) (i64.store32)) ))',
+    "load": '(module (memory 1) (func (export "f") (param f32) (result f32) '
+            '(local.get 0) (block (br 0) (i32.load) (drop)) ))',
+}
+
+
+@pytest.mark.parametrize("what", sorted(DEAD))
+def test_probes_in_unreachable_code_weave_validly(backend: Any, what: str,
+                                                  compile_options: CompileOptions) -> None:
+    """Probes reading operands where the code cannot run: the weaver once took the
+    enclosing block's value for the operand and wasmtime rejected the woven module
+    (found by differential fuzzing with wasm-tools smith)."""
+    from probes.ir import Location
+    from probes.probe import CallbackProbe, FrameReads
+
+    m = decode(assemble(DEAD[what]))
+    f = m.functions[0]
+    access = next(i for i in f.instrs if i.op.name in ("i64.store32", "i32.load"))
+    ps = ProbeSet(m)
+    for name in ("memory:trace=8", "icount", "coverage"):
+        create(name).attach(m, ps)
+    ps.insert(Location(f.index, access.pc), CallbackProbe(lambda loc: None,
+                                                         reads=FrameReads(operands=1)))
+    inst = backend.compile(m, ps, compile_options).instantiate()
+    assert inst.call("f", 1.5) == 1.5
