@@ -790,8 +790,8 @@ class NativeInstance(WasmInstance):
                 assert el.offset is not None
                 off = self._eval_const(el.offset) & 0xFFFFFFFF
                 st = lib.rt_table_init(ctx, el.table, i, off, 0, len(el))
-                if st:
-                    raise Trap("out of bounds table access")
+                if st:  # named as the wasm backend (wasmtime) names it
+                    raise Trap(TRAP_NAMES[TRAP["table"]])
             if el.mode in ("active", "declarative"):
                 lib.rt_elem_drop(ctx, i)
         for i, d in enumerate(wm.datas):
@@ -800,7 +800,7 @@ class NativeInstance(WasmInstance):
                 off = self._eval_const(d.offset) & 0xFFFFFFFF
                 st = lib.rt_memory_init(ctx, d.memory, i, off, 0, len(d.init))
                 if st:
-                    raise Trap("out of bounds memory access")
+                    raise Trap(TRAP_NAMES[TRAP["memory"]])
                 lib.rt_data_drop(ctx, i)
         # The wasm runner's probe bookkeeping.
         self._init_probe_state()

@@ -175,6 +175,26 @@ def test_reentrant_calls_keep_the_callers_records(via: str, inner_traps: int, na
     assert traps["native"].location == traps["wasm"].location == expected[0]
 
 
+@pytest.mark.parametrize("segment", [
+    "(table 1 funcref) (func $f) (elem (i32.const 5) $f)",
+    '(memory 1) (data (i32.const 65535) "ab")',
+])
+def test_instantiation_traps_are_named_alike(segment: str, native: Any,
+                                             wat_module: Any) -> None:
+    """An active segment out of bounds fails the instantiation with the same trap kind
+    on both backends (native said "out of bounds table access" where wasmtime, and so
+    the wasm backend, say "undefined element"; found by differential fuzzing)."""
+    from probes.backends.wasm import WasmBackend
+
+    m = wat_module(f"(module {segment})")
+    kinds = []
+    for backend in (WasmBackend(), native):
+        with pytest.raises(Trap) as info:
+            backend.compile(m, None, CompileOptions(cache=False)).instantiate()
+        kinds.append(info.value.kind)
+    assert kinds[0] == kinds[1]
+
+
 def _same_value(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return (math.isnan(a) and math.isnan(b)) or a == b and \
