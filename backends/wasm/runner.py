@@ -28,6 +28,7 @@ from ...probe import (
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
 from ..base import TABLE_ELEMENTS_LIMIT, CompileOptions, WasiOptions
+from .trap_sites import folded_unreachable, sunk_load
 from .weaver import START_EXPORT, STATE_EXPORT, TABLE_EXPORT, Layout, Woven, weave
 
 __all__ = ["WasmBackend", "WasmExecutable", "WasmInstance"]
@@ -780,23 +781,23 @@ class WasmInstance:
             frames[0] = loc
             self._stopped_in(frames, began=began)
         else:
-            if kind == "unreachable" and frames:
-                frames[0] = self._folded_unreachable(frames[0])
+            if frames and kind in ("unreachable", "out of bounds memory access"):
+                frames[0] = self._fused_trap_site(frames[0], kind)
             self._stopped_in(frames, entered=self._entered(raw))
         return Trap(kind, frames[0] if frames else None, frames)
 
-    def _folded_unreachable(self, loc: Location) -> Location:
-        """Cranelift folds ``if`` + an arm that is only ``unreachable`` into one
-        conditional trap carrying the ``if``'s offset: the trap is the arm's."""
+    def _fused_trap_site(self, loc: Location, kind: str) -> Location:
+        """The instruction that trapped, where Cranelift reported the trap at another
+        it had fused it with (`trap_sites`)."""
         if not self.module.num_imported_funcs <= loc.func < self.module.num_funcs:
             return loc
         instrs = self.module.function(loc.func).instrs
         pcs = self.layout.pcs.get(loc.func) or [ins.pc for ins in instrs]
         index = bisect.bisect_left(pcs, loc.pc)
-        if (index + 1 < len(instrs) and instrs[index].op.name == "if"
-                and instrs[index + 1].op.name == "unreachable"):
-            return Location(loc.func, instrs[index + 1].pc)
-        return loc
+        if index >= len(instrs) or instrs[index].pc != loc.pc:
+            return loc
+        site = (folded_unreachable if kind == "unreachable" else sunk_load)(instrs, index)
+        return loc if site == index else Location(loc.func, instrs[site].pc)
 
     def _entered(self, raw: list[tuple[int, int]]) -> bool:
         """Whether the innermost of the raw frames (`_wasm_frames`) got past its

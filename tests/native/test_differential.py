@@ -195,6 +195,44 @@ def test_instantiation_traps_are_named_alike(segment: str, native: Any,
     assert kinds[0] == kinds[1]
 
 
+FUSED = {
+    # Cranelift reports these at the branch or the load's user; the runner moves them back.
+    "else_arm": ("(global $g (mut i32) (i32.const 0)) (func (export \"f\") (param i32) "
+                 "(if (local.get 0) (then (global.set $g (i32.const 1))) (else unreachable)))", 0),
+    "br_if": ("(func (export \"f\") (param i32) (block (br_if 0 (local.get 0)) unreachable))",
+              0),
+    "then_nop": ("(func (export \"f\") (param i32) (if (local.get 0) (then nop unreachable)))",
+                 1),
+    "then": ("(func (export \"f\") (param i32) (if (local.get 0) (then unreachable)))", 1),
+    "load_into_ceil": ("(memory 1) (global $g (mut i64) (i64.const 0)) (func (export \"f\") "
+                       "(param i32) (global.set $g (i64.reinterpret_f64 (f64.ceil "
+                       "(f64.load (local.get 0))))))", 65536),
+    "load_into_add": ("(memory 1) (func (export \"f\") (param i32) (result i32) "
+                      "(i32.add (local.get 0) (i32.load (local.get 0))))", 65536),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUSED))
+def test_fused_traps_are_placed_where_they_happen(name: str, native_run: Any,
+                                                  wat_module: Any) -> None:
+    """Traps wasmtime attributes to the instruction it fused the trapping one into
+    (found by differential fuzzing) are placed, counted and covered as on native."""
+    text, arg = FUSED[name]
+    m = wat_module(f"(module {text})")
+    kind = "unreachable" if "unreachable" in text else "out of bounds memory access"
+    expected = next(i.pc for i in m.functions[0].instrs
+                    if i.op.name == "unreachable" or i.op.is_load)
+    for monitors in ([], ["icount", "coverage"]):
+        runs = {backend: native_run(m, monitors, backend=backend, invoke="f", args=[arg],
+                                    options=CompileOptions(cache=False))
+                for backend in ("wasm", "native")}
+        for r in runs.values():
+            assert r.trap is not None and r.trap.kind == kind
+            assert r.trap.location is not None and r.trap.location.pc == expected, \
+                (name, monitors, r.trap)
+        assert comparable(runs["wasm"].profile) == comparable(runs["native"].profile)
+
+
 def _same_value(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return (math.isnan(a) and math.isnan(b)) or a == b and \

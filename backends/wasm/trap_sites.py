@@ -1,0 +1,143 @@
+"""Where a trap that wasmtime reports at one instruction really happened.
+
+Cranelift attributes some traps to an instruction other than the one the Wasm
+semantics say trapped, because it fuses the two:
+
+* an arm or branch target that does nothing but ``unreachable`` becomes a
+  conditional trap on the branch (``if``, ``br_if``): the trap carries the
+  branch's offset;
+* a load whose value has a single use is folded into that use as a memory
+  operand (``i32.load`` into ``i32.load8_u``'s address, ``f64.load`` into
+  ``f64.ceil``): an out-of-bounds load carries the user's offset.
+
+Both functions take a function body and the index of the reported instruction
+and return the index of the instruction that trapped: the same index when the
+body shows no such fusion, or when more than one instruction could be it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ...ir.module import Instr
+
+__all__ = ["folded_unreachable", "sunk_load"]
+
+_FREE = frozenset(["nop", "block", "loop", "end"])
+"""Instructions that compile to nothing on a straight path (``end`` falls through)."""
+
+_OPENERS = frozenset(["block", "loop", "if"])
+
+
+def _structure(instrs: Sequence[Instr], upto: int) -> tuple[list[int], dict[int, int],
+                                                            dict[int, int]]:
+    """The blocks open before ``upto`` (indices of their openers, outermost first), and
+    for every opener its ``end`` index and for every ``if`` its ``else`` index."""
+    ends: dict[int, int] = {}
+    elses: dict[int, int] = {}
+    stack: list[int] = []
+    open_at_upto: list[int] = []
+    for k, ins in enumerate(instrs):
+        if k == upto:
+            open_at_upto = list(stack)
+        name = ins.op.name
+        if name in _OPENERS:
+            stack.append(k)
+        elif name == "else" and stack:
+            elses[stack[-1]] = k
+        elif name == "end" and stack:
+            ends[stack.pop()] = k
+    return open_at_upto, ends, elses
+
+
+def _runs_into_unreachable(instrs: Sequence[Instr], k: int, ends: dict[int, int],
+                           elses: dict[int, int]) -> int | None:
+    """The ``unreachable`` that control starting at ``k`` reaches through instructions
+    that compile to nothing, if any."""
+    else_to_end = {e: ends[opener] for opener, e in elses.items() if opener in ends}
+    last = len(instrs) - 1
+    while 0 <= k < last:  # the final `end` returns
+        name = instrs[k].op.name
+        if name == "unreachable":
+            return k
+        if name == "else":  # the end of a then-arm: on after the if
+            k = else_to_end.get(k, -1) + 1 if k in else_to_end else -1
+            continue
+        if name not in _FREE:
+            return None
+        k += 1
+    return None
+
+
+def folded_unreachable(instrs: Sequence[Instr], index: int) -> int:
+    """The ``unreachable`` an ``unreachable`` trap reported at ``instrs[index]`` came
+    from, when that is a branch with exactly one way into an ``unreachable``."""
+    name = instrs[index].op.name
+    if name not in ("if", "br_if"):
+        return index
+    open_blocks, ends, elses = _structure(instrs, index)
+    starts = [index + 1]  # the then-arm, or br_if's fall-through
+    if name == "if":
+        if index in elses:
+            starts.append(elses[index] + 1)
+        elif index in ends:
+            starts.append(ends[index] + 1)
+    else:
+        depth = instrs[index].imm
+        if depth < len(open_blocks):
+            opener = open_blocks[-1 - depth]
+            if instrs[opener].op.name == "loop":
+                starts.append(opener + 1)
+            elif opener in ends:
+                starts.append(ends[opener] + 1)
+    found = {u for s in starts if (u := _runs_into_unreachable(instrs, s, ends, elses))
+             is not None}
+    return found.pop() if len(found) == 1 else index
+
+
+def _effect(ins: Instr) -> tuple[int, int] | None:
+    """(values popped, values pushed), or None where a backward walk must stop
+    (control flow, calls, and ``local.tee``, whose value has a second use)."""
+    op = ins.op
+    if not op.special:
+        return len(op.pops), len(op.pushes)
+    name = op.name
+    if name in ("local.get", "global.get"):
+        return 0, 1
+    if name in ("local.set", "global.set", "drop"):
+        return 1, 0
+    if name == "select":
+        return 3, 1
+    return None
+
+
+def _producer(instrs: Sequence[Instr], index: int, depth: int) -> int | None:
+    """The instruction that pushed the value ``depth`` below the top of the stack just
+    before ``instrs[index]``, found in straight-line code."""
+    for j in range(index - 1, -1, -1):
+        effect = _effect(instrs[j])
+        if effect is None:
+            return None
+        pops, pushes = effect
+        if depth < pushes:
+            return j
+        depth += pops - pushes
+    return None
+
+
+_CONDITIONS = {"if": 1, "br_if": 1, "br_table": 1, "select": 3}
+"""Operands of the special instructions a load may be folded into (compared in place)."""
+
+
+def sunk_load(instrs: Sequence[Instr], index: int) -> int:
+    """The load an out-of-bounds trap reported at ``instrs[index]`` came from, when
+    that instruction is no memory access and exactly one of its operands comes
+    straight from a load. (A load whose address comes from a load stays: either may
+    have trapped.)"""
+    op = instrs[index].op
+    if op.mem_bytes or op.name.startswith(("memory.", "table.")):
+        return index
+    operands = _CONDITIONS.get(op.name, 0) if op.special else len(op.pops)
+    loads = [j for d in range(operands)
+             if (j := _producer(instrs, index, d)) is not None and instrs[j].op.is_load]
+    return loads[0] if len(loads) == 1 else index
