@@ -8,7 +8,8 @@ semantics say trapped, because it fuses the two:
   branch's offset;
 * a load whose value has a single use is folded into that use as a memory
   operand (``i32.load`` into ``i32.load8_u``'s address, ``f64.load`` into
-  ``f64.ceil``): an out-of-bounds load carries the user's offset.
+  ``f64.ceil``, also through a local that is not read again): an
+  out-of-bounds load carries the user's offset.
 
 Both functions take a function body and the index of the reported instruction
 and return the index of the instruction that trapped: the same index when the
@@ -97,7 +98,7 @@ def folded_unreachable(instrs: Sequence[Instr], index: int) -> int:
 
 def _effect(ins: Instr) -> tuple[int, int] | None:
     """(values popped, values pushed), or None where a backward walk must stop
-    (control flow, calls, and ``local.tee``, whose value has a second use)."""
+    (control flow and calls)."""
     op = ins.op
     if not op.special:
         return len(op.pops), len(op.pushes)
@@ -106,22 +107,50 @@ def _effect(ins: Instr) -> tuple[int, int] | None:
         return 0, 1
     if name in ("local.set", "global.set", "drop"):
         return 1, 0
-    if name == "select":
-        return 3, 1
+    if name in ("select", "local.tee"):
+        return (3, 1) if name == "select" else (1, 1)
     return None
 
 
 def _producer(instrs: Sequence[Instr], index: int, depth: int) -> int | None:
-    """The instruction that pushed the value ``depth`` below the top of the stack just
-    before ``instrs[index]``, found in straight-line code."""
-    for j in range(index - 1, -1, -1):
-        effect = _effect(instrs[j])
+    """The instruction that computed the value ``depth`` below the top of the stack just
+    before ``instrs[index]``, found in straight-line code. Locals are seen through, as
+    Cranelift sees them: a ``local.tee`` passes its value on, and a ``local.get`` gives
+    the value of the last ``local.set``/``local.tee`` of that local."""
+    j = index - 1
+    while j >= 0:
+        ins = instrs[j]
+        effect = _effect(ins)
         if effect is None:
             return None
         pops, pushes = effect
         if depth < pushes:
-            return j
+            name = ins.op.name
+            if name == "local.tee":  # its operand is the value
+                j -= 1
+                continue
+            if name != "local.get":
+                return j
+            j = _last_write(instrs, j, ins.imm)
+            if j is None:
+                return None
+            depth = 0  # the value written, on top before the set
+            j -= 1
+            continue
         depth += pops - pushes
+        j -= 1
+    return None
+
+
+def _last_write(instrs: Sequence[Instr], before: int, local: int) -> int | None:
+    """The last ``local.set``/``local.tee`` of ``local`` before ``instrs[before]`` in
+    straight-line code."""
+    for j in range(before - 1, -1, -1):
+        ins = instrs[j]
+        if _effect(ins) is None:
+            return None
+        if ins.op.name in ("local.set", "local.tee") and ins.imm == local:
+            return j
     return None
 
 

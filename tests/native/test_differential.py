@@ -207,6 +207,13 @@ FUSED = {
     "load_into_ceil": ("(memory 1) (global $g (mut i64) (i64.const 0)) (func (export \"f\") "
                        "(param i32) (global.set $g (i64.reinterpret_f64 (f64.ceil "
                        "(f64.load (local.get 0))))))", 65536),
+    "load_through_tee": ("(memory 1) (global $g (mut i64) (i64.const 0)) (func (export \"f\") "
+                         "(param i32) (local f64) (global.set $g (i64.reinterpret_f64 "
+                         "(f64.ceil (local.tee 1 (f64.load (local.get 0)))))))", 65536),
+    "load_through_local": ("(memory 1) (global $g (mut i64) (i64.const 0)) (func (export "
+                           "\"f\") (param i32) (local f64) (local.set 1 (f64.load "
+                           "(local.get 0))) (global.set $g (i64.reinterpret_f64 (f64.ceil "
+                           "(local.get 1)))))", 65536),
     "load_into_add": ("(memory 1) (func (export \"f\") (param i32) (result i32) "
                       "(i32.add (local.get 0) (i32.load (local.get 0))))", 65536),
 }
