@@ -62,7 +62,7 @@ def _runs_into_unreachable(instrs: Sequence[Instr], k: int, ends: dict[int, int]
         if name == "unreachable":
             return k
         if name == "else":  # the end of a then-arm: on after the if
-            k = else_to_end.get(k, -1) + 1 if k in else_to_end else -1
+            k = else_to_end[k] + 1 if k in else_to_end else -1
             continue
         if name not in _FREE:
             return None
