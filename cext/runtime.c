@@ -184,7 +184,6 @@ void rt_ctx_free(rt_ctx *ctx) {
 
 static uint8_t empty_memory[8];
 
-
 rt_memory *rt_memory_new(uint64_t min_pages, uint64_t max_pages) {
     if (min_pages > MAX_PAGES)
         return NULL;

@@ -18,7 +18,7 @@ from typing import Any
 from .backends.base import CompileOptions, WasiOptions, get_backend
 from .ir import Module, ProbeError, Trap, load_bytes
 from .ir.decoder import decode
-from .monitors import Monitor, create
+from .monitors import Monitor, create, refuse_duplicates
 from .probeset import ProbeSet
 from .profile import ProfileData
 
@@ -90,12 +90,7 @@ def run(program: str | os.PathLike[str] | Module | bytes,
         if not hasattr(m, "attach"):
             raise TypeError(f"monitors must be Monitor instances or names like 'icount', "
                             f"not {type(m).__name__}")
-    names = [m.name for m in mons]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        # Two of a kind would fill the same part of the profile (and compete for
-        # options such as timeout's budget).
-        raise ProbeError(f"monitor {twice[0]} is given twice; give it once, with all its options")
+    refuse_duplicates([m.name for m in mons])
     _check_files(dirs, stdin, stdout, stderr)
     if isinstance(argv, (str, bytes)):
         raise TypeError("argv must be a sequence of strings, not one string")

@@ -343,7 +343,7 @@ class _MonitorSpecError(ProbesError):
 
 def _monitors(specs: Sequence[str]) -> list[Any]:
     from .ir.errors import ProbeError
-    from .monitors import available, create
+    from .monitors import available, create, refuse_duplicates
 
     out = []
     for spec in specs:
@@ -352,10 +352,9 @@ def _monitors(specs: Sequence[str]) -> list[Any]:
             raise _MonitorSpecError(f"unknown monitor {name!r} (available: "
                                     f"{', '.join(available())}; see `probes monitors`)",
                                     EXIT_UNKNOWN_MONITOR)
-        if any(m.name == name for m in out):
-            raise _MonitorSpecError(f"monitor {name} is given twice; give it once, with all "
-                                    f"its options (-m {name}:k=v,k2=v2)", EXIT_BAD_OPTION)
         try:
+            # Checked here too (run() checks it) so that it is a bad option, exit 4.
+            refuse_duplicates([*(m.name for m in out), name])
             out.append(create(spec))
         except ProbeError as e:
             raise _MonitorSpecError(str(e), EXIT_BAD_OPTION) from None

@@ -51,11 +51,10 @@ def _structure(instrs: Sequence[Instr], upto: int) -> tuple[list[int], dict[int,
     return open_at_upto, ends, elses
 
 
-def _runs_into_unreachable(instrs: Sequence[Instr], k: int, ends: dict[int, int],
-                           elses: dict[int, int]) -> int | None:
+def _runs_into_unreachable(instrs: Sequence[Instr], k: int,
+                           else_to_end: dict[int, int]) -> int | None:
     """The ``unreachable`` that control starting at ``k`` reaches through instructions
     that compile to nothing, if any."""
-    else_to_end = {e: ends[opener] for opener, e in elses.items() if opener in ends}
     last = len(instrs) - 1
     while 0 <= k < last:  # the final `end` returns
         name = instrs[k].op.name
@@ -91,7 +90,8 @@ def folded_unreachable(instrs: Sequence[Instr], index: int) -> int:
                 starts.append(opener + 1)
             elif opener in ends:
                 starts.append(ends[opener] + 1)
-    found = {u for s in starts if (u := _runs_into_unreachable(instrs, s, ends, elses))
+    else_to_end = {e: ends[opener] for opener, e in elses.items() if opener in ends}
+    found = {u for s in starts if (u := _runs_into_unreachable(instrs, s, else_to_end))
              is not None}
     return found.pop() if len(found) == 1 else index
 

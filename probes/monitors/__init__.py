@@ -12,13 +12,14 @@ import dataclasses
 import importlib
 import math
 import pkgutil
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ..ir import Module, ProbeError
 from ..probeset import ProbeSet
 from ..profile import ProfileData
 
-__all__ = ["Monitor", "register", "REGISTRY", "create", "available"]
+__all__ = ["Monitor", "register", "REGISTRY", "create", "available", "refuse_duplicates"]
 
 REGISTRY: dict[str, type[Monitor]] = {}
 """Monitor name -> class."""
@@ -116,6 +117,15 @@ def create(spec: str) -> Monitor:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ProbeError(f"monitor {name}: {e}") from None
+
+
+def refuse_duplicates(names: Sequence[str]) -> None:
+    """Raise ProbeError when a monitor is named twice: two of a kind would fill the same
+    part of the profile (and compete for options such as timeout's budget)."""
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ProbeError(f"monitor {twice[0]} is given twice; give it once, with all its "
+                         f"options (as {twice[0]}:k=v,k2=v2)")
 
 
 def options_help(cls: type[Monitor]) -> list[tuple[str, str, Any]]:
