@@ -1,0 +1,109 @@
+"""How fast could the native backend be without its exactness costs? A measurement only.
+
+    python benchmarks/native_ceiling.py [--programs nbody,sha] [--rounds 5]
+
+Compiles each program with the native backend four times, three of them with parts of
+the lowering switched off that exact Wasm semantics need, and times them interleaved
+with plain wasmtime in one process (guest thread CPU time, minimum over the rounds):
+
+* ``shipped``: the backend as it is;
+* ``unchecked``: no bounds check on any memory access (what a guard-page scheme would
+  remove; unsafe: an out-of-bounds access is a segfault);
+* ``no-frames``: no frame record before calls and no call-depth check, only the native
+  stack check (backtraces and runaway tail recursion are then wrong);
+* ``unsafe``: both.
+
+It prints each variant's run time over wasmtime's, per program and as a geomean. The
+variants patch private methods of the lowering for the length of this process and
+compile without the object cache; nothing here is reachable from the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_native  # noqa: E402
+
+from probes.backends.native import lower  # noqa: E402
+
+FL = lower._FuncLowering
+SHIPPED = {name: getattr(FL, name) for name in ("address", "record_frame", "prologue")}
+
+
+def _unchecked_address(self: Any, mem: int, addr: Any, offset: int, nbytes: int) -> Any:
+    b = self.b
+    base, _size = self.mem_base_and_size(mem)
+    a = b.zext(addr, lower.I64)
+    return b.gep(base, [b.add(a, lower.ir.Constant(lower.I64, offset)) if offset else a])
+
+
+def _no_record(self: Any) -> Any:
+    return self.frame
+
+
+def _stack_check_only(self: Any) -> None:
+    b = self.b
+    sp = b.call(self.ml.intrinsic("llvm.stacksave.p0", lower.I8P, []), [])
+    limit = self.ctx_field("stack_limit", lower.I64)
+    self.trap_if(b.icmp_unsigned("<", b.ptrtoint(sp, lower.I64), limit), "stack")
+
+
+NO_FRAMES = {"record_frame": _no_record, "prologue": _stack_check_only}
+VARIANTS: dict[str, dict[str, Callable[..., Any]]] = {
+    "shipped": {},
+    "unchecked": {"address": _unchecked_address},
+    "no-frames": NO_FRAMES,
+    "unsafe": {"address": _unchecked_address, **NO_FRAMES},
+}
+
+
+def compile_variant(program: str, variant: str) -> Any:
+    for name, shipped in SHIPPED.items():
+        setattr(FL, name, VARIANTS[variant].get(name, shipped))
+    try:
+        return bench_native._native_exe(program, "none", tempfile.mkdtemp(), cache=False)
+    finally:
+        for name, shipped in SHIPPED.items():
+            setattr(FL, name, shipped)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--programs", default=",".join(bench_native.PROGRAMS))
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args()
+    ratios: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    print(f"{'program':<11}{'wasmtime':>9}" + "".join(f"{v:>11}" for v in VARIANTS))
+    for prog in args.programs.split(","):
+        wasmtime_run, _ = bench_native._wasmtime_runner(
+            (bench_native.PROGRAMS_DIR / f"{prog}.wasm").read_bytes())
+        exes = {v: compile_variant(prog, v) for v in VARIANTS}
+        runs: dict[str, Callable[[], Any]] = {"wasmtime": wasmtime_run}
+        runs.update({v: (lambda exe=exe: bench_native._native_run(exe)) for v, exe in exes.items()})
+        best = dict.fromkeys(runs, math.inf)
+        for _ in range(args.rounds):
+            for name, run in runs.items():
+                t = time.thread_time()
+                run()
+                best[name] = min(best[name], time.thread_time() - t)
+        base = best["wasmtime"]
+        for v in VARIANTS:
+            ratios[v].append(best[v] / base)
+        print(f"{prog:<11}{base:>8.3f}s" + "".join(f"{best[v] / base:>10.3f}x" for v in VARIANTS),
+              flush=True)
+    geo = {v: math.exp(sum(map(math.log, r)) / len(r)) for v, r in ratios.items()}
+    print(f"{'geomean':<11}{'':>9}" + "".join(f"{geo[v]:>10.3f}x" for v in VARIANTS))
+
+
+if __name__ == "__main__":
+    main()
