@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .ir import Location, ProbeError
+from .ir import Location, ProbeError, ProbesError
 
 if TYPE_CHECKING:
     pass
@@ -94,7 +94,17 @@ class DynamicLoc:
         """``size`` bytes of linear memory 0 at ``addr`` (needs ``reads.memory``)."""
         if self._memory is None:
             raise ProbeError("probe reads memory but did not declare reads.memory=True")
-        return self._memory(addr, size)
+        data = b""
+        if addr >= 0 and size >= 0:
+            try:
+                data = self._memory(addr, size)
+            except ProbeError:
+                raise
+            except ProbesError:
+                pass  # out of bounds: the same error on every backend, below
+        if len(data) != size:
+            raise ProbeError(f"probe reads memory [{addr}, {addr + size}) out of bounds")
+        return data
 
     def read_i32(self, addr: int) -> int:
         return int.from_bytes(self.read(addr, 4), "little", signed=True)

@@ -311,7 +311,8 @@ class WasmInstance:
         ex = self.instance.exports(self.store)
         self._exports = ex
         self._state = ex[STATE_EXPORT]
-        self._memory = ex[self.layout.memory_export] if self.layout.memory_export else None
+        mem0 = self.layout.memory_export
+        self._memory = ex[mem0] if mem0 is not None else None  # "" is a name too
         self._fill_table(ex[TABLE_EXPORT])
         if self.layout.fuel_export:
             ex[self.layout.fuel_export].set_value(self.store, wasmtime.Val.i64(exe.options.fuel))

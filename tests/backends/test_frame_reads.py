@@ -1,0 +1,56 @@
+"""What a firing probe sees (`DynamicLoc`): the same values and the same errors on
+every backend. Cases from differential fuzzing of callback probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from probes.backends.base import CompileOptions
+from probes.ir import Location, Module
+from probes.probe import CallbackProbe, DynamicLoc, FrameReads
+from probes.probeset import ProbeSet
+
+from ..conftest import module_from_wat
+
+
+def _fire_at(backend: Any, options: CompileOptions, m: Module, pc: int, reads: FrameReads,
+             see: Any, export: str = "f", *args: Any, func: int = 0) -> list[Any]:
+    """Run ``export`` with one callback at (func, pc); what ``see(loc)`` returned."""
+    seen: list[Any] = []
+    ps = ProbeSet(m)
+    ps.insert(Location(func, pc), CallbackProbe(lambda loc: seen.append(see(loc)), reads))
+    backend.compile(m, ps, options).instantiate().call(export, *args)
+    return seen
+
+
+def _attempt(read: Any) -> Any:
+    try:
+        return read().hex()
+    except Exception as e:  # noqa: BLE001 - the error is the observation
+        return f"{type(e).__name__}: {e}"
+
+
+def test_memory_reads_out_of_bounds_raise_probe_error(backend: Any,
+                                                      compile_options: CompileOptions) -> None:
+    m = module_from_wat('(module (memory 1) (data (i32.const 65532) "\\01\\02\\03\\04")'
+                        ' (func (export "f") nop))')
+    reads = [(65532, 4), (65534, 4), (65536, 0), (65536, 1), (2**32 - 1, 2), (-1, 2), (-4, 4)]
+
+    def see(loc: DynamicLoc) -> list[Any]:
+        return [_attempt(lambda a=a, n=n: loc.read(a, n)) for a, n in reads]
+
+    (seen,) = _fire_at(backend, compile_options, m, m.function(0).instrs[0].pc,
+                       FrameReads(memory=True), see)
+    assert seen[0] == "01020304" and seen[2] == ""
+    for (a, n), got in zip(reads[1:], seen[1:], strict=True):
+        if n:
+            assert got == f"ProbeError: probe reads memory [{a}, {a + n}) out of bounds"
+
+
+def test_memory_exported_under_the_empty_name_is_readable(
+        backend: Any, compile_options: CompileOptions) -> None:
+    m = module_from_wat('(module (memory (export "") 1) (data (i32.const 0) "\\2a")'
+                        ' (func (export "f") nop))')
+    seen = _fire_at(backend, compile_options, m, m.function(0).instrs[0].pc,
+                    FrameReads(memory=True), lambda loc: loc.read(0, 1))
+    assert seen == [b"\x2a"]
