@@ -954,7 +954,8 @@ class NativeInstance(WasmInstance):
                     self._flush_trace()
                     return 0
                 sig = self.layout.slots[index]
-                values = [from_bits(int(io[k]), t) for k, t in enumerate(sig.params)]
+                values = [self._from_value_bits(int(io[k]), t) if t.is_ref
+                          else from_bits(int(io[k]), t) for k, t in enumerate(sig.params)]
                 self._dispatch(*values)
                 return 0
             fn, ft = self._host_funcs[index]

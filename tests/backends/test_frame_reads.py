@@ -54,3 +54,31 @@ def test_memory_exported_under_the_empty_name_is_readable(
     seen = _fire_at(backend, compile_options, m, m.function(0).instrs[0].pc,
                     FrameReads(memory=True), lambda loc: loc.read(0, 1))
     assert seen == [b"\x2a"]
+
+
+def test_reference_values_read_as_the_backend_passes_references(
+        backend: Any, compile_options: CompileOptions) -> None:
+    """Null is None, an externref the host's object, a funcref the backend's function
+    reference (what `Instance.call` returns for one): never a raw pointer."""
+    m = module_from_wat('''(module (elem declare func $f)
+      (func $f (export "f") (param externref) (result funcref) (local funcref)
+        (local.set 1 (ref.func $f))
+        ref.null extern
+        local.get 0
+        drop
+        drop
+        local.get 1))''')
+    host = object()
+    drop = next(i for i in m.function(0).instrs if i.op.name == "drop")
+    for arg in (None, host):
+        seen: list[Any] = []
+        ps = ProbeSet(m)
+        ps.insert(Location(0, drop.pc), CallbackProbe(
+            lambda loc, seen=seen: seen.append((loc.local(0), loc.local(1), loc.operand(0),
+                                                loc.operand(1))),
+            FrameReads(locals=(0, 1), operands=2)))
+        inst = backend.compile(m, ps, compile_options).instantiate()
+        returned = inst.call("f", arg)
+        ((local0, local1, top, below),) = seen
+        assert local0 is arg and top is arg and below is None
+        assert type(local1) is type(returned) and local1 is not None
