@@ -530,16 +530,16 @@ class _Weaver:
                 assert stacks is not None
                 loc = Location(f.index, ins.pc)
                 reads = _union_reads(host + (list(self.ps.global_probes) if global_site else []))
-                site_code = self.host_call(loc, reads, stacks[i], ftype, f, temp,
-                                           is_global=global_site or self.dynamic)
-                if self.dynamic and site_code:
-                    # Armed site: the host flips its flag as probes come and go.
+                save, call = self.host_call_parts(loc, reads, stacks[i], ftype, f, temp,
+                                                  is_global=global_site or self.dynamic)
+                if self.dynamic and call:
+                    # Armed site: the host flips its flag as probes come and go. The
+                    # operands are copied outside the `if`, whose block cannot reach them.
                     flag = layout.alloc(1, 1)
                     layout.armed[loc] = flag
-                    site_code = [_ins("i32.const", 0),
-                                 _ins("i32.load8_u", self._memarg(flag, 0)),
-                                 _ins("if", EMPTY_BLOCK), *site_code, _ins("end")]
-                code += site_code
+                    call = [_ins("i32.const", 0), _ins("i32.load8_u", self._memarg(flag, 0)),
+                            _ins("if", EMPTY_BLOCK), *call, _ins("end")]
+                code += save + call
             if code:
                 pre.setdefault(i, []).extend(code)
 
@@ -695,11 +695,18 @@ class _Weaver:
         return BlockType(type_index=self._type_index(sig))
 
     def host_call(self, loc: Location, reads: FrameReads, stack: tuple, ftype: FuncType,
-                  f: Function, temp, is_global: bool = False) -> list[Instr]:  # type: ignore[no-untyped-def]
+                  f: Function, temp) -> list[Instr]:  # type: ignore[no-untyped-def]
         """Call the host dispatcher for ``loc``, passing the frame parts ``reads`` names."""
+        save, call = self.host_call_parts(loc, reads, stack, ftype, f, temp)
+        return save + call
+
+    def host_call_parts(self, loc: Location, reads: FrameReads, stack: tuple, ftype: FuncType,
+                        f: Function, temp, is_global: bool = False  # type: ignore[no-untyped-def]
+                        ) -> tuple[list[Instr], list[Instr]]:
+        """`host_call` as (copy the operands read into temps, the call itself)."""
         k = reads.operands
         if k > len(stack) or any(t is None for t in stack[len(stack) - k:]):
-            return []  # unreachable code (unknown operand types): never executes
+            return [], []  # unreachable code (unknown operand types): never executes
         operand_types = [t for t in stack[len(stack) - k:]] if k else []
         local_types = []
         for li in reads.locals:
@@ -716,7 +723,7 @@ class _Weaver:
         slot = self._slot(sig)
         site = len(self.layout.sites)
         self.layout.sites.append(Site(loc, slot, reads, is_global))
-        code: list[Instr] = []
+        save: list[Instr] = []
         saved: list[int] = []
         if k:
             counts: dict[ValType, int] = {}
@@ -724,15 +731,13 @@ class _Weaver:
                 idx = temp(t, counts.get(t, 0))
                 counts[t] = counts.get(t, 0) + 1
                 saved.append(idx)
-                code.append(_ins("local.set", idx))
+                save.append(_ins("local.set", idx))
             saved.reverse()
-            code += [_ins("local.get", i) for i in saved]
-        code.append(_ins("i32.const", site))
-        code += [_ins("local.get", i) for i in saved]
-        code += [_ins("local.get", li) for li in reads.locals]
-        code += [_ins("i32.const", slot),
-                 _ins("call_indirect", (self._type_index(sig), self.table))]
-        return code
+            save += [_ins("local.get", i) for i in saved]
+        call = [_ins("i32.const", site), *(_ins("local.get", i) for i in saved),
+                *(_ins("local.get", li) for li in reads.locals),
+                _ins("i32.const", slot), _ins("call_indirect", (self._type_index(sig), self.table))]
+        return save, call
 
     def operand_code(self, f: Function, ins: Instr, p: OperandProbe, stack: tuple,
                      temp) -> list[Instr]:  # type: ignore[no-untyped-def]

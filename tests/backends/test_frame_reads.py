@@ -82,3 +82,17 @@ def test_reference_values_read_as_the_backend_passes_references(
         ((local0, local1, top, below),) = seen
         assert local0 is arg and top is arg and below is None
         assert type(local1) is type(returned) and local1 is not None
+
+
+def test_operands_read_at_an_armed_site(backend: Any, compile_options: CompileOptions) -> None:
+    """With ``dynamic=True`` every site is armed behind a flag test (an `if`); the
+    operands a probe reads are copied before it (the `if` block cannot pop them)."""
+    m = module_from_wat('''(module (func (export "f") (param i32) (result i32)
+      local.get 0
+      i32.const 2
+      i32.add))''')
+    add = next(i for i in m.function(0).instrs if i.op.name == "i32.add")
+    options = CompileOptions(cache_dir=compile_options.cache_dir, dynamic=True)
+    seen = _fire_at(backend, options, m, add.pc, FrameReads(operands=2),
+                    lambda loc: (loc.operand(0), loc.operand(1)), "f", 40)
+    assert seen == [(2, 40)]
