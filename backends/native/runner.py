@@ -977,8 +977,23 @@ class NativeInstance(WasmInstance):
                 io[k] = int(v) & 0xFFFFFFFFFFFFFFFF if raw else self._value_bits(v, t)
             return 0
         except BaseException as e:  # unwound in C, re-raised by _invoke
+            if isinstance(e, _ProbeTrap):
+                e.callers = self._callers()
             self._pending = e
             return TRAP["host"]
+
+    def _callers(self) -> tuple[Location, ...]:
+        """During a host or probe call: where the frames below it made their calls,
+        innermost first (the caller's slot is ``ctx->entry_frame`` meanwhile)."""
+        ffi, ctx = self._ffi, self._ctx
+        depth = (int(ffi.cast("uintptr_t", ctx.entry_frame))
+                 - int(ffi.cast("uintptr_t", ctx.frames))) // 8
+        return tuple(self._frame_locations(self._records(depth)))
+
+    def _records(self, depth: int) -> list[int]:
+        """The innermost `BACKTRACE_LIMIT` frame records below depth ``depth``."""
+        frames = self._ctx.frames
+        return [int(frames[d]) for d in range(depth - 1, max(depth - BACKTRACE_LIMIT, 0) - 1, -1)]
 
     def _from_value_bits(self, bits: int, t: ValType) -> Any:
         if t.name == "externref":
@@ -1050,9 +1065,9 @@ class NativeInstance(WasmInstance):
                 pending, other._pending = other._pending, None
         if kind == TRAP["host"] and pending is not None:
             if isinstance(pending, _ProbeTrap):
-                inner = self._points([pending.loc], began=False)
-                self._stopped_at(inner, inner[0] if inner else None)
-                trap = Trap("probe", pending.loc, (pending.loc,), pending.reason)
+                frames = [pending.loc, *pending.callers][:BACKTRACE_LIMIT]
+                self._stopped_in(frames, began=False)
+                trap = Trap("probe", pending.loc, tuple(frames), pending.reason)
                 self.stats.trap = trap
                 self._finish()
                 raise trap
@@ -1073,15 +1088,8 @@ class NativeInstance(WasmInstance):
         if func >= 0:
             raw.append((func, pc))
         max_depth = self.exe.config.max_depth  # type: ignore[attr-defined]
-        functions = self._wm.functions
-        starts = [f.body_offset for f in functions]
-        for d in range(min(depth, max_depth + 1) - 1, -1, -1):
-            # The call's module offset in the compiled module (lower.record_frame).
-            offset = int(ctx.frames[d])
-            i = bisect.bisect_right(starts, offset) - 1
-            if i >= 0:
-                raw.append((functions[i].index, offset - starts[i]))
         frames = [loc for f, p in raw if (loc := self._location(f, p)) is not None]
+        frames += self._frame_locations(self._records(min(depth, max_depth + 1)))
         frames = frames[:BACKTRACE_LIMIT]
         top = frames[0] if frames else None
         if top is not None and top.func in self.layout.pcs and kind != TRAP["stack"]:
@@ -1093,6 +1101,19 @@ class NativeInstance(WasmInstance):
             self._stopped_at([point], point)
         name = TRAP_NAMES.get(kind, "trap")
         return Trap(name, top, frames)
+
+    def _frame_locations(self, offsets: list[int]) -> list[Location]:
+        """Original locations of frame records: calls' module offsets in the compiled
+        module (lower.record_frame)."""
+        functions = self._wm.functions
+        starts = [f.body_offset for f in functions]
+        out = []
+        for offset in offsets:
+            i = bisect.bisect_right(starts, offset) - 1
+            if i >= 0 and (loc := self._location(functions[i].index,
+                                                 offset - starts[i])) is not None:
+                out.append(loc)
+        return out
 
     def _location(self, func: int, pc: int) -> Location | None:
         if func < self.module.num_imported_funcs or func >= self.module.num_funcs:

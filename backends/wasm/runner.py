@@ -59,6 +59,9 @@ class _ProbeTrap(Exception):
         super().__init__(reason)
         self.reason = reason
         self.loc = loc
+        self.callers: tuple[Location, ...] = ()
+        """Where the frames below made their calls, innermost first (native: read from
+        its frame records when the probe stops; wasm reads them from wasmtime's trap)."""
 
 
 _ENGINES: dict[bool, wasmtime.Engine] = {}

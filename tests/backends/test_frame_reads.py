@@ -1,13 +1,16 @@
-"""What a firing probe sees (`DynamicLoc`): the same values and the same errors on
-every backend. Cases from differential fuzzing of callback probes."""
+"""What a firing probe sees (`DynamicLoc`), and the trap it can ask for: the same
+values and the same errors on every backend. Cases from differential fuzzing of
+callback probes."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from probes.backends.base import CompileOptions
-from probes.ir import Location, Module
-from probes.probe import CallbackProbe, DynamicLoc, FrameReads
+from probes.ir import Location, Module, Trap
+from probes.probe import Action, CallbackProbe, DynamicLoc, FrameReads
 from probes.probeset import ProbeSet
 
 from ..conftest import module_from_wat
@@ -96,3 +99,30 @@ def test_operands_read_at_an_armed_site(backend: Any, compile_options: CompileOp
     seen = _fire_at(backend, options, m, add.pc, FrameReads(operands=2),
                     lambda loc: (loc.operand(0), loc.operand(1)), "f", 40)
     assert seen == [(2, 40)]
+
+
+def test_a_probe_trap_names_the_callers(backend: Any, compile_options: CompileOptions) -> None:
+    """Action.trap deep in a recursion: the backtrace is the probe's location, then the
+    call sites of the frames below, innermost first, at most 20 (what wasmtime gives)."""
+    m = module_from_wat('''(module
+      (func $f (export "f") (param i32) (result i32)
+        local.get 0
+        if (result i32)
+          local.get 0
+          i32.const 1
+          i32.sub
+          call $f
+        else
+          i32.const 0
+        end))''')
+    instrs = m.function(0).instrs
+    call = next(i for i in instrs if i.op.name == "call")
+    zero = next(i for i in instrs if i.op.name == "i32.const" and i.imm == 0)
+    ps = ProbeSet(m)
+    ps.insert(Location(0, zero.pc), CallbackProbe(lambda loc: Action.trap("stop")))
+    inst = backend.compile(m, ps, compile_options).instantiate()
+    for depth, shown in ((3, 3), (40, 19)):
+        with pytest.raises(Trap) as info:
+            inst.call("f", depth)
+        assert info.value.kind == "probe" and info.value.location == Location(0, zero.pc)
+        assert info.value.backtrace == (Location(0, zero.pc), *[Location(0, call.pc)] * shown)
