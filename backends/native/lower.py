@@ -722,8 +722,10 @@ class _FuncLowering:
                 self._fuel_cost += 1
             if name in FUEL_BY_OPERAND and self.live:
                 self.burn(self.b.zext(self.stack[-1], I64))
-        if name in FUEL_FLUSH:
-            self.flush_fuel()
+            if name in FUEL_FLUSH:
+                # At the program's own instructions only, as the weaver charges: a
+                # probe that stops the run then leaves the same budget on both backends.
+                self.flush_fuel()
 
     def burn(self, amount: ir.Value) -> None:
         """ctx->fuel -= amount."""

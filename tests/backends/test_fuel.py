@@ -12,10 +12,12 @@ import pytest
 
 from probes.api import run
 from probes.backends.base import BACKENDS, CompileOptions, WasiOptions, get_backend
-from probes.ir import ProbesError, Trap, load
+from probes.ir import Location, ProbesError, Trap, decode, load
 from probes.monitors import create
+from probes.probe import Action, CallbackProbe
 from probes.probeset import ProbeSet
 
+from ..conftest import assemble
 from .plain import run_wasi
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -105,3 +107,44 @@ def test_the_budget_does_not_depend_on_the_monitors(backend: Any) -> None:
                backend=backend.name, argv=["fib"], stdout="/dev/null")
     assert isinstance(alone.trap, Trap) and isinstance(many.trap, Trap)
     assert alone.trap.location == many.trap.location
+
+
+LOOP = """(module (func (export "f") (result i32) (local i32)
+  loop
+    local.get 0
+    i32.const 1
+    i32.add
+    local.tee 0
+    i32.const 1000000
+    i32.lt_u
+    br_if 0
+  end
+  local.get 0))"""
+
+
+@pytest.mark.parametrize("stop_at", [1, 3])
+def test_a_probe_stop_leaves_the_same_budget_on_both_backends(stop_at: int) -> None:
+    """A probe stops the first call mid-block; the instance's next call then runs
+    out of its budget after the same number of iterations on every backend (probe
+    code charges nothing, so neither backend charges the cut block's start)."""
+    m = decode(assemble(LOOP))
+    add = next(i for i in m.function(0).instrs if i.op.name == "i32.add")
+    outcomes = []
+    for name in _available():
+        fired = [0]
+
+        def fire(loc: Any, fired: list[int] = fired) -> Any:
+            fired[0] += 1
+            return Action.trap("stop") if fired[0] == stop_at else None
+
+        ps = ProbeSet(m)
+        ps.insert(Location(0, add.pc), CallbackProbe(fire))
+        inst = get_backend(name).compile(m, ps, CompileOptions(cache=False, fuel=100)).instantiate()
+        with pytest.raises(Trap) as first:
+            inst.call("f")
+        assert first.value.kind == "probe"
+        with pytest.raises(Trap) as second:
+            inst.call("f")
+        assert second.value.kind == "out of fuel"
+        outcomes.append(fired[0])
+    assert len(set(outcomes)) == 1, dict(zip(_available(), outcomes, strict=True))
