@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...ir import Location, Module, ProbeError, dominance
 from ...ir.blocks import CountingBlock, counting_blocks
@@ -97,6 +98,55 @@ def _wide_flag(instrs: list[Instr], block: CountingBlock) -> bool:
     store takes the constant as an immediate; elsewhere the byte store is
     shorter code."""
     return block.first > 0 and instrs[block.first - 1].op.name in _CALLS
+
+
+@dataclass
+class _ControlFrames:
+    """The control frames around each instruction of a body (`_control_frames`)."""
+
+    base: list[int]
+    """Per instruction: the operand-stack height where its frame begins; values below
+    belong to enclosing frames, which its block cannot pop."""
+    dead: list[bool]
+    """Per instruction: whether it is unreachable (it can never execute)."""
+    openers: list[tuple[int, ...]]
+    """Per instruction: the block/loop/if instructions around it, outermost first."""
+    inner_base: dict[int, int]
+    """Per block/loop/if instruction: the base of the frame it opens."""
+
+    def opener_below(self, i: int, height: int) -> int:
+        """The block/loop/if around instruction ``i`` at which the value at ``height``
+        (below i's frame) is still within reach: the one whose frame begins above it."""
+        for o in self.openers[i]:
+            if self.base[o] <= height < self.inner_base[o]:
+                return o
+        raise AssertionError("a value below the function frame")  # pragma: no cover
+
+
+def _control_frames(m: Module, instrs: list[Instr], stacks: list[tuple]) -> _ControlFrames:
+    base: list[int] = []
+    dead: list[bool] = []
+    openers: list[tuple[int, ...]] = []
+    inner: dict[int, int] = {}
+    # (base, dead now, dead at entry, openers inside): the function frame first.
+    ctl: list[list[Any]] = [[0, False, False, ()]]
+    for i, ins in enumerate(instrs):
+        name = ins.op.name
+        top = ctl[-1]
+        if name == "else":
+            top[1] = top[2]  # the else arm is as reachable as the if
+        base.append(top[0])
+        dead.append(top[1])
+        openers.append(top[3])
+        if name in ("block", "loop", "if"):
+            params = len(ins.imm.resolve(m.types).params)
+            inner[i] = len(stacks[i]) - params - (name == "if")
+            ctl.append([inner[i], top[1], top[1], (*top[3], i)])
+        elif name == "end" and len(ctl) > 1:
+            ctl.pop()
+        elif name in ("br", "br_table", "return", "unreachable"):
+            top[1] = True
+    return _ControlFrames(base, dead, openers, inner)
 
 
 def _ins(name: str, imm: object = None) -> Instr:
@@ -458,6 +508,8 @@ class _Weaver:
             not isinstance(p, (CountProbe, CoverageProbe)) for ps in probes_at.values()
             for p in ps)
         stacks = operand_stacks(m, f) if needs_stacks else None
+        frames = _control_frames(m, instrs, stacks) if stacks is not None else None
+        deep_locals: dict[tuple[int, int], int] = {}  # (block/loop/if, height) -> local
 
         nparams = len(ftype.params)
         extra: list[ValType] = []
@@ -526,12 +578,23 @@ class _Weaver:
                 elif isinstance(p, TraceProbe):
                     assert stacks is not None
                     code += self.trace_code(Location(f.index, ins.pc), p, stacks[i], temp, ins)
-            if host or global_site or self.dynamic:
-                assert stacks is not None
+            if (host or global_site or self.dynamic) and not (frames and frames.dead[i]):
+                assert stacks is not None and frames is not None
                 loc = Location(f.index, ins.pc)
                 reads = _union_reads(host + (list(self.ps.global_probes) if global_site else []))
+                # Operands below this block's frame: copies saved where it was entered.
+                deep = []
+                for h in range(len(stacks[i]) - reads.operands, frames.base[i]):
+                    t = stacks[i][h] if h >= 0 else None
+                    if t is None:
+                        break  # unknown: the site is dropped below
+                    key = (frames.opener_below(i, h), h)
+                    if key not in deep_locals:
+                        deep_locals[key] = new_local(t)
+                    deep.append(deep_locals[key])
                 save, call = self.host_call_parts(loc, reads, stacks[i], ftype, f, temp,
-                                                  is_global=global_site or self.dynamic)
+                                                  is_global=global_site or self.dynamic,
+                                                  deep=deep)
                 if self.dynamic and call:
                     # Armed site: the host flips its flag as probes come and go. The
                     # operands are copied outside the `if`, whose block cannot reach them.
@@ -542,6 +605,7 @@ class _Weaver:
                 code += save + call
             if code:
                 pre.setdefault(i, []).extend(code)
+        saves = self._save_below(stacks, deep_locals, temp) if deep_locals else {}
 
         out: list[Instr] = []
         # Entry site: before the first instruction, once per call.
@@ -562,6 +626,9 @@ class _Weaver:
             if code:
                 out += code
             code = fuel_last.get(i)
+            if code:
+                out += code
+            code = saves.get(i)
             if code:
                 out += code
             out.append(ins)
@@ -694,6 +761,32 @@ class _Weaver:
             return BlockType(result=sig.results[0]) if sig.results else EMPTY_BLOCK
         return BlockType(type_index=self._type_index(sig))
 
+    @staticmethod
+    def _save_below(stacks: list[tuple] | None, deep_locals: dict[tuple[int, int], int],
+                    temp) -> dict[int, list[Instr]]:  # type: ignore[no-untyped-def]
+        """Code before each block/loop/if that copies the values a probe inside reads
+        from below its frame into their locals (`host_call_parts`' ``deep``): pop down to
+        the lowest, keep them, push everything back. They cannot change inside."""
+        assert stacks is not None
+        heights: dict[int, dict[int, int]] = {}
+        for (opener, h), local in deep_locals.items():
+            heights.setdefault(opener, {})[h] = local
+        saves: dict[int, list[Instr]] = {}
+        for opener, kept in heights.items():
+            stack = stacks[opener]
+            held: list[int] = []
+            counts: dict[ValType, int] = {}
+            for h in range(len(stack) - 1, min(kept) - 1, -1):
+                local = kept.get(h)
+                if local is None:
+                    t = stack[h]
+                    local = temp(t, counts.get(t, 0))
+                    counts[t] = counts.get(t, 0) + 1
+                held.append(local)
+            saves[opener] = [*(_ins("local.set", x) for x in held),
+                             *(_ins("local.get", x) for x in reversed(held))]
+        return saves
+
     def host_call(self, loc: Location, reads: FrameReads, stack: tuple, ftype: FuncType,
                   f: Function, temp) -> list[Instr]:  # type: ignore[no-untyped-def]
         """Call the host dispatcher for ``loc``, passing the frame parts ``reads`` names."""
@@ -701,10 +794,13 @@ class _Weaver:
         return save + call
 
     def host_call_parts(self, loc: Location, reads: FrameReads, stack: tuple, ftype: FuncType,
-                        f: Function, temp, is_global: bool = False  # type: ignore[no-untyped-def]
-                        ) -> tuple[list[Instr], list[Instr]]:
-        """`host_call` as (copy the operands read into temps, the call itself)."""
+                        f: Function, temp, is_global: bool = False,  # type: ignore[no-untyped-def]
+                        deep: list[int] | None = None) -> tuple[list[Instr], list[Instr]]:
+        """`host_call` as (copy the operands read into temps, the call itself).
+        ``deep``: locals holding the lowest operands read, which lie below the current
+        block's frame (saved where it was entered, `_save_below`), bottom first."""
         k = reads.operands
+        deep = deep or []
         if k > len(stack) or any(t is None for t in stack[len(stack) - k:]):
             return [], []  # unreachable code (unknown operand types): never executes
         operand_types = [t for t in stack[len(stack) - k:]] if k else []
@@ -725,16 +821,16 @@ class _Weaver:
         self.layout.sites.append(Site(loc, slot, reads, is_global))
         save: list[Instr] = []
         saved: list[int] = []
-        if k:
+        if k > len(deep):
             counts: dict[ValType, int] = {}
-            for t in reversed(operand_types):  # pop from the top into temps
+            for t in reversed(operand_types[len(deep):]):  # pop from the top into temps
                 idx = temp(t, counts.get(t, 0))
                 counts[t] = counts.get(t, 0) + 1
                 saved.append(idx)
                 save.append(_ins("local.set", idx))
             saved.reverse()
             save += [_ins("local.get", i) for i in saved]
-        call = [_ins("i32.const", site), *(_ins("local.get", i) for i in saved),
+        call = [_ins("i32.const", site), *(_ins("local.get", i) for i in deep + saved),
                 *(_ins("local.get", li) for li in reads.locals),
                 _ins("i32.const", slot), _ins("call_indirect", (self._type_index(sig), self.table))]
         return save, call

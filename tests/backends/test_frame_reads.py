@@ -4,16 +4,20 @@ callback probes."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from probes.backends.base import CompileOptions
-from probes.ir import Location, Module, Trap
+from probes.backends.base import CompileOptions, get_backend
+from probes.ir import Location, Module, Trap, decode, operand_stacks
 from probes.probe import Action, CallbackProbe, DynamicLoc, FrameReads
 from probes.probeset import ProbeSet
 
 from ..conftest import module_from_wat
+from .test_generated import GENERATED
 
 
 def _fire_at(backend: Any, options: CompileOptions, m: Module, pc: int, reads: FrameReads,
@@ -126,3 +130,131 @@ def test_a_probe_trap_names_the_callers(backend: Any, compile_options: CompileOp
             inst.call("f", depth)
         assert info.value.kind == "probe" and info.value.location == Location(0, zero.pc)
         assert info.value.backtrace == (Location(0, zero.pc), *[Location(0, call.pc)] * shown)
+
+
+NESTED = """(module (func (export "f") (param i32) (result i32)
+  i32.const 100
+  local.get 0
+  block (result i32)
+    i32.const 7
+    loop (result i32)
+      i32.const 8
+      local.get 0
+      if (param i32) (result i32)
+        nop
+      else
+        i32.const 1
+        i32.add
+      end
+    end
+    i32.add
+  end
+  i32.add
+  i32.add))"""
+
+
+@pytest.mark.parametrize("x, arm", [(5, "nop"), (0, "i32.const")])
+def test_operands_below_the_current_block_are_read(backend: Any, compile_options: CompileOptions,
+                                                   x: int, arm: str) -> None:
+    """operand(i) reaches values pushed before the enclosing block, loop or if was
+    entered (a Wasm block cannot pop them: the wasm backend copies them on entry)."""
+    m = module_from_wat(NESTED)
+    instrs = m.function(0).instrs
+    in_arm = next(i for i in instrs if i.op.name == arm and (arm == "nop" or i.imm == 1))
+    first_in_loop = next(i for i in instrs if i.op.name == "i32.const" and i.imm == 8)
+    seen: dict[str, list[Any]] = {"arm": [], "loop": []}
+    ps = ProbeSet(m)
+    ps.insert(Location(0, in_arm.pc), CallbackProbe(
+        lambda loc: seen["arm"].append(tuple(loc.operand(i) for i in range(4))),
+        FrameReads(operands=4)))
+    ps.insert(Location(0, first_in_loop.pc), CallbackProbe(
+        lambda loc: seen["loop"].append(tuple(loc.operand(i) for i in range(3))),
+        FrameReads(operands=3)))
+    result = backend.compile(m, ps, compile_options).instantiate().call("f", x)
+    assert result == (120 if x else 116)
+    assert seen == {"arm": [(8, 7, x, 100)], "loop": [(7, x, 100)]}
+
+
+def test_a_probe_in_dead_code_reading_operands_weaves_nothing(
+        backend: Any, compile_options: CompileOptions) -> None:
+    """An `if` with a parameter after a `br`: its arms can never run, whatever types
+    validation gives their stacks."""
+    m = module_from_wat('''(module (type $t (func (param i32) (result i32)))
+      (func (export "f") (result i32)
+        i32.const 5
+        block (result i32)
+          i32.const 0
+          br 0
+          if (type $t)
+            nop
+          else
+            nop
+          end
+        end
+        i32.add))''')
+    nops = [i for i in m.function(0).instrs if i.op.name == "nop"]
+    ps = ProbeSet(m)
+    for nop in nops:
+        ps.insert(Location(0, nop.pc), CallbackProbe(lambda loc: None, FrameReads(operands=2)))
+    assert backend.compile(m, ps, compile_options).instantiate().call("f") == 5
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else value
+    if value is None or isinstance(value, int):
+        return value
+    return "ref"  # a function reference: each backend has its own kind of object
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(m=GENERATED.map(decode), seeds=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=2))
+def test_every_operand_and_local_reads_the_same_on_both_backends(m: Module,
+                                                                 seeds: list[int]) -> None:
+    """A probe at every reachable instruction of a random module, reading the whole
+    operand stack and every local: the same values, in the same order, on wasm and
+    native."""
+    backends = [get_backend("wasm"), get_backend("native")]
+    logs: list[list[Any]] = [[] for _ in backends]
+    outcomes: list[list[Any]] = [[] for _ in backends]
+    for log, outcome, backend in zip(logs, outcomes, backends, strict=True):
+        ps = ProbeSet(m)
+        for f in m.functions:
+            ft = m.func_type(f.index)
+            nlocals = len(ft.params) + f.num_locals
+            local_ids = tuple(i for i in range(nlocals)
+                              if f.local_type(ft.params, i).code != 0x7B)
+            for ins, stack in zip(f.instrs, operand_stacks(m, f), strict=True):
+                if any(t is None or t.code == 0x7B for t in stack):
+                    continue
+
+                def see(loc: DynamicLoc, n: int = len(stack), ids: tuple = local_ids,
+                        log: list[Any] = log) -> None:
+                    log.append((loc.func, loc.pc,
+                                [_comparable(loc.operand(i)) for i in range(n)],
+                                [_comparable(loc.local(i)) for i in ids]))
+
+                ps.insert(Location(f.index, ins.pc),
+                          CallbackProbe(see, FrameReads(locals=local_ids, operands=len(stack))))
+        try:
+            inst = backend.compile(m, ps, CompileOptions(cache=False)).instantiate()
+        except Trap as t:
+            outcome.append(("start trap", t.kind))
+            continue
+        for e in m.exports:
+            params = m.func_type(e.index).params if e.kind == "func" else None
+            if params is None or any(p.name not in _ARGS for p in params):
+                continue
+            for seed in seeds:
+                try:
+                    inst.call(e.name, *[_ARGS[p.name](seed >> (3 * i))
+                                        for i, p in enumerate(params)])
+                    outcome.append((e.name, "ok"))
+                except Trap as t:
+                    outcome.append((e.name, t.kind, t.location))
+    assert outcomes[0] == outcomes[1]
+    assert logs[0] == logs[1]
+
+
+_ARGS = {"i32": lambda x: x & 0x7FFFFFFF, "i64": lambda x: x, "f32": float, "f64": float}
