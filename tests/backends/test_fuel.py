@@ -109,26 +109,38 @@ def test_the_budget_does_not_depend_on_the_monitors(backend: Any) -> None:
     assert alone.trap.location == many.trap.location
 
 
-LOOP = """(module (func (export "f") (result i32) (local i32)
-  loop
-    local.get 0
+LOOP = """(module (memory 1)
+  (func (export "f") (result i32) (local i32)
+    loop
+      local.get 0
+      i32.const 1
+      i32.add
+      local.tee 0
+      i32.const 1000000
+      i32.lt_u
+      br_if 0
+    end
+    local.get 0)
+  (func (export "load") (param i32) (result i32)
     i32.const 1
+    i32.const 2
     i32.add
-    local.tee 0
-    i32.const 1000000
-    i32.lt_u
-    br_if 0
-  end
-  local.get 0))"""
+    drop
+    local.get 0
+    i32.load))"""
 
 
-@pytest.mark.parametrize("stop_at", [1, 3])
-def test_a_probe_stop_leaves_the_same_budget_on_both_backends(stop_at: int) -> None:
-    """A probe stops the first call mid-block; the instance's next call then runs
-    out of its budget after the same number of iterations on every backend (probe
-    code charges nothing, so neither backend charges the cut block's start)."""
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "armed"])
+@pytest.mark.parametrize("stop", ["probe-first", "probe-third", "memory"])
+def test_a_stop_mid_block_leaves_the_same_budget_on_both_backends(stop: str,
+                                                                   dynamic: bool) -> None:
+    """The first call stops mid-block (a probe's Action.trap, or an out-of-bounds load
+    after a few instructions); the instance's next call then runs out of its budget
+    after the same number of iterations on every backend: code woven around the
+    program's (probe calls, armed sites' flag tests) charges nothing on either."""
     m = decode(assemble(LOOP))
     add = next(i for i in m.function(0).instrs if i.op.name == "i32.add")
+    stop_at = {"probe-first": 1, "probe-third": 3}.get(stop)
     outcomes = []
     for name in _available():
         fired = [0]
@@ -139,10 +151,16 @@ def test_a_probe_stop_leaves_the_same_budget_on_both_backends(stop_at: int) -> N
 
         ps = ProbeSet(m)
         ps.insert(Location(0, add.pc), CallbackProbe(fire))
-        inst = get_backend(name).compile(m, ps, CompileOptions(cache=False, fuel=100)).instantiate()
+        options = CompileOptions(cache=False, fuel=100, dynamic=dynamic)
+        inst = get_backend(name).compile(m, ps, options).instantiate()
         with pytest.raises(Trap) as first:
-            inst.call("f")
-        assert first.value.kind == "probe"
+            if stop == "memory":
+                inst.call("load", 70_000)
+            else:
+                inst.call("f")
+        assert first.value.kind == ("out of bounds memory access" if stop == "memory"
+                                    else "probe")
+        fired[0] = 10  # no more probe stops
         with pytest.raises(Trap) as second:
             inst.call("f")
         assert second.value.kind == "out of fuel"
