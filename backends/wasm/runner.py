@@ -9,6 +9,7 @@ import importlib.metadata
 import os
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -848,6 +849,42 @@ class WasmInstance:
 
 
 _RAW_FIELDS = {"i32": "i32", "i64": "i64", "f32": "f32", "f64": "f64"}
+_RAW_REFS = frozenset(["funcref", "externref"])
+
+
+def _raw_reader(kind: str) -> Callable[[Any, Any], Any]:
+    """``read(caller, raw)``: a raw argument of type ``kind`` as wasmtime-py passes it
+    to host functions (a number, None, a `wasmtime.Func` or the host's object)."""
+    import ctypes
+
+    from wasmtime import _ffi as ffi
+    from wasmtime._value import _unintern
+
+    field = _RAW_FIELDS.get(kind)
+    if field is not None:
+        return lambda caller, raw: getattr(raw, field)
+    if kind == "funcref":
+        def read_func(caller: Any, raw: Any) -> Any:
+            if not raw.funcref:
+                return None
+            func = ffi.wasmtime_func_t()
+            ffi.wasmtime_func_from_raw(ffi.wasmtime_caller_context(caller), raw.funcref,
+                                       ctypes.byref(func))
+            return wasmtime.Func._from_raw(func)
+        return read_func
+
+    def read_extern(caller: Any, raw: Any) -> Any:
+        if not raw.externref:
+            return None
+        context = ffi.wasmtime_caller_context(caller)
+        ref = ffi.wasmtime_externref_t()
+        ffi.wasmtime_externref_from_raw(context, raw.externref, ctypes.byref(ref))
+        try:
+            index = ffi.wasmtime_externref_data(context, ctypes.byref(ref))
+            return _unintern(index) if index else None
+        finally:
+            ffi.wasmtime_externref_unroot(ctypes.byref(ref))
+    return read_extern
 _NULL_FINALIZER: Any = None
 
 
@@ -898,11 +935,24 @@ def _raw_host_func(inst: WasmInstance, ft: wasmtime.FuncType, slot: int,
                    params: tuple[Any, ...]) -> wasmtime.Func | None:
     """A callback-table function on wasmtime's unchecked API, reading raw arguments
     directly; None when the signature or this wasmtime-py does not allow it."""
-    if any(t.name not in _RAW_FIELDS for t in params) or not raw_host_calls():
+    if any(t.name not in _RAW_FIELDS and t.name not in _RAW_REFS
+           for t in params) or not raw_host_calls():
         return None
-    fields = [_RAW_FIELDS[t.name] for t in params[1:]]
     dispatch = inst._dispatch
     flush = inst._flush_trace
+    if any(t.name in _RAW_REFS for t in params):
+        readers = [_raw_reader(t.name) for t in params[1:]]
+
+        def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
+            try:
+                dispatch(args[0].i32, *[read(caller, args[i + 1])
+                                        for i, read in enumerate(readers)])
+                return 0
+            except BaseException as e:  # noqa: BLE001 - parked, re-raised by _invoke
+                return _park(inst, e)
+
+        return _unchecked_func(inst, ft, callback)
+    fields = [_RAW_FIELDS[t.name] for t in params[1:]]
 
     if slot == 0:
         def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:

@@ -105,11 +105,16 @@ def test_operands_read_at_an_armed_site(backend: Any, compile_options: CompileOp
     assert seen == [(2, 40)]
 
 
-def test_a_probe_trap_names_the_callers(backend: Any, compile_options: CompileOptions) -> None:
+@pytest.mark.parametrize("reads", [FrameReads(), FrameReads(locals=(0, 1))],
+                         ids=["nothing", "a-funcref"])
+def test_a_probe_trap_names_the_callers(backend: Any, compile_options: CompileOptions,
+                                        reads: FrameReads) -> None:
     """Action.trap deep in a recursion: the backtrace is the probe's location, then the
-    call sites of the frames below, innermost first, at most 20 (what wasmtime gives)."""
+    call sites of the frames below, innermost first, at most 20 (what wasmtime gives),
+    whatever the probe reads (a reference once took wasmtime-py's generic host call,
+    which drops the trap's frames)."""
     m = module_from_wat('''(module
-      (func $f (export "f") (param i32) (result i32)
+      (func $f (export "f") (param i32) (result i32) (local funcref)
         local.get 0
         if (result i32)
           local.get 0
@@ -123,7 +128,7 @@ def test_a_probe_trap_names_the_callers(backend: Any, compile_options: CompileOp
     call = next(i for i in instrs if i.op.name == "call")
     zero = next(i for i in instrs if i.op.name == "i32.const" and i.imm == 0)
     ps = ProbeSet(m)
-    ps.insert(Location(0, zero.pc), CallbackProbe(lambda loc: Action.trap("stop")))
+    ps.insert(Location(0, zero.pc), CallbackProbe(lambda loc: Action.trap("stop"), reads))
     inst = backend.compile(m, ps, compile_options).instantiate()
     for depth, shown in ((3, 3), (40, 19)):
         with pytest.raises(Trap) as info:
