@@ -200,9 +200,10 @@ class LowerConfig:
     """Meter fuel in ``ctx->fuel`` and trap with ``fuel`` when it runs out."""
     interruptible: bool = False
     """Trap with ``interrupt`` once ``ctx->interrupt`` is set."""
-    original_pcs: dict[int, frozenset[int]] = field(default_factory=dict)
-    """Instrumented functions -> pcs of their original instructions (the others cost
-    no fuel); functions not listed are original throughout."""
+    original_ops: dict[int, dict[int, str]] = field(default_factory=dict)
+    """Instrumented functions -> pc of each of their original instructions -> the
+    original's opcode name, which its fuel cost follows (an exit probe turns `return`
+    into `br`); woven code costs no fuel. Functions not listed are original throughout."""
 
 
 @dataclass
@@ -599,7 +600,7 @@ class _FuncLowering:
         cfg = ml.cfg
         self.metered = cfg.fuel
         self.checked = cfg.fuel or cfg.interruptible
-        self._original = cfg.original_pcs.get(f.index)
+        self._original = cfg.original_ops.get(f.index)
         self._fuel_cost = 1  # the function entry
 
     # -- helpers --------------------------------------------------------------------------
@@ -717,15 +718,19 @@ class _FuncLowering:
     def charge(self, ins: Instr) -> None:
         """Account the fuel cost of ``ins`` (before it is lowered)."""
         name = ins.op.name
-        if self._original is None or ins.pc in self._original:
-            if name not in FUEL_FREE:
+        original = name if self._original is None else self._original.get(ins.pc)
+        if original is not None:
+            if original not in FUEL_FREE:
                 self._fuel_cost += 1
             if name in FUEL_BY_OPERAND and self.live:
                 self.burn(self.b.zext(self.stack[-1], I64))
             if name in FUEL_FLUSH:
-                # At the program's own instructions only, as the weaver charges: a
-                # probe that stops the run then leaves the same budget on both backends.
                 self.flush_fuel()
+        elif name == "end" and self.frames and self.frames[-1].kind == "block":
+            # Woven code charges nothing (a probe that stops the run leaves the same
+            # budget as on wasm), but pending costs settle where a woven block ends:
+            # the block an exit probe wraps the body in, which returns branch to.
+            self.flush_fuel()
 
     def burn(self, amount: ir.Value) -> None:
         """ctx->fuel -= amount."""

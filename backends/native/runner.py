@@ -487,11 +487,15 @@ class NativeBackend:
         options = options or CompileOptions()
         fuel = bool(options.fuel)
         maps = woven.layout.offset_maps if woven is not None and fuel else {}
+        original_ops: dict[int, dict[int, str]] = {}
+        for f, (woven_pcs, pcs) in maps.items():
+            op_at = {ins.pc: ins.op.name for ins in woven.module.function(f).instrs}
+            original_ops[f] = {w: op_at[p] for w, p in zip(woven_pcs, pcs, strict=True)}
         return LowerConfig(self.layout, probe_table=probe_table, wasi=wasi,
                            max_depth=_MAX_DEPTH, fixed_memory_sizes=fixed,
                            state_memory=state[0] if state else None, exports=exports,
                            fuel=fuel, interruptible=options.interruptible,
-                           original_pcs={f: frozenset(pcs) for f, (pcs, _) in maps.items()})
+                           original_ops=original_ops)
 
     def _link(self, obj: bytes, config: LowerConfig) -> jit.Linked:
         rt = self.rt

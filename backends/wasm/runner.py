@@ -737,6 +737,12 @@ class WasmInstance:
         self._finish()
         return result
 
+    @property
+    def fuel(self) -> int | None:
+        """Fuel left (negative once exhausted), or None when the run is not metered."""
+        name = self.layout.fuel_export
+        return None if name is None else int(self._exports[name].value(self.store))
+
     def run_wasi(self) -> int:
         """Run the WASI command (``_start``); returns its exit code. Traps raise `Trap`."""
         try:

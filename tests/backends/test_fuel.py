@@ -61,11 +61,7 @@ def test_fuel_spent_is_the_plain_modules(program: str, backend: Any,
                                                 fuel=budget))
     inst = exe.instantiate(wasi=WasiOptions(argv=[program], stdout="/dev/null"))
     assert inst.run_wasi() == 0
-    if backend.name == "wasm":
-        left = inst._exports[inst.layout.fuel_export].value(inst.store)
-    else:
-        left = inst.fuel
-    assert budget - left == burnt
+    assert budget - inst.fuel == burnt
 
 
 @pytest.mark.parametrize("budget", [1, 7, 150, 2_000, 20_000])
@@ -166,3 +162,41 @@ def test_a_stop_mid_block_leaves_the_same_budget_on_both_backends(stop: str,
         assert second.value.kind == "out of fuel"
         outcomes.append(fired[0])
     assert len(set(outcomes)) == 1, dict(zip(_available(), outcomes, strict=True))
+
+
+EARLY_RETURN = """(module (func (export "f") (param i32) (result i32)
+  local.get 0
+  if
+    i32.const 1
+    return
+  end
+  i32.const 2
+  i32.const 3
+  i32.add
+  i32.const 4
+  i32.add))"""
+
+
+@pytest.mark.parametrize("arg", [0, 1], ids=["falls-through", "returns"])
+def test_an_exit_probe_costs_no_fuel_and_its_stop_leaves_the_same_budget(arg: int) -> None:
+    """An exit probe wraps the body in a block its `return`s branch to: the budget
+    spent stays the program's (a `return` costs what it did), and an exit probe that
+    stops the run leaves the same budget on every backend."""
+    m = decode(assemble(EARLY_RETURN))
+    left = {}
+    for name in _available():
+        for exit_probe in (None, CallbackProbe(lambda loc: None),
+                           CallbackProbe(lambda loc: Action.trap("stop"))):
+            ps = ProbeSet(m)
+            if exit_probe is not None:
+                ps.insert_exit(0, exit_probe)
+            inst = get_backend(name).compile(
+                m, ps, CompileOptions(cache=False, fuel=1000)).instantiate()
+            try:
+                inst.call("f", arg)
+            except Trap as t:
+                assert t.kind == "probe"
+            left.setdefault(name, []).append(inst.fuel)
+    assert len({tuple(v) for v in left.values()}) == 1, left
+    (spent,) = {tuple(1000 - x for x in v) for v in left.values()}
+    assert spent[0] == spent[1] == spent[2] == (4 if arg else 8)  # entry + instructions

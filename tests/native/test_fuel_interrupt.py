@@ -102,7 +102,7 @@ def test_llvm_accepts_checked_ir(native: Any, program: str) -> None:
     woven = weave(module, probes)
     wm = decode(woven.wasm)
     config = native._config(wm, woven, CompileOptions(fuel=1, interruptible=True))
-    assert config.fuel and config.interruptible and config.original_pcs
+    assert config.fuel and config.interruptible and config.original_ops
     ir = lower(wm, config).llvm_ir
     llvm.parse_assembly(ir).verify()
     assert "load atomic" in ir
