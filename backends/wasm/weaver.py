@@ -24,7 +24,7 @@ the block a trap cut short is completed from the trap location.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ...ir import Location, Module, ProbeError, dominance
@@ -578,10 +578,14 @@ class _Weaver:
                 elif isinstance(p, TraceProbe):
                     assert stacks is not None
                     code += self.trace_code(Location(f.index, ins.pc), p, stacks[i], temp, ins)
-            if (host or global_site or self.dynamic) and not (frames and frames.dead[i]):
+            if host or global_site or self.dynamic:
                 assert stacks is not None and frames is not None
                 loc = Location(f.index, ins.pc)
                 reads = _union_reads(host + (list(self.ps.global_probes) if global_site else []))
+                if frames.dead[i]:
+                    # Never runs, but stays a site (armed: probes may come later); its
+                    # operands may be values its frame does not hold, so none is read.
+                    reads = replace(reads, operands=0)
                 # Operands below this block's frame: copies saved where it was entered.
                 deep = []
                 for h in range(len(stacks[i]) - reads.operands, frames.base[i]):

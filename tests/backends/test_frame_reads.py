@@ -180,10 +180,13 @@ def test_operands_below_the_current_block_are_read(backend: Any, compile_options
     assert seen == {"arm": [(8, 7, x, 100)], "loop": [(7, x, 100)]}
 
 
-def test_a_probe_in_dead_code_reading_operands_weaves_nothing(
-        backend: Any, compile_options: CompileOptions) -> None:
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "armed"])
+def test_a_probe_in_dead_code_reading_operands_is_accepted(
+        backend: Any, compile_options: CompileOptions, dynamic: bool) -> None:
     """An `if` with a parameter after a `br`: its arms can never run, whatever types
-    validation gives their stacks."""
+    validation gives their stacks, so their sites read no operands (the arms' frames
+    do not hold them). With ``dynamic=True`` they stay armed: a probe inserted there
+    later is accepted."""
     m = module_from_wat('''(module (type $t (func (param i32) (result i32)))
       (func (export "f") (result i32)
         i32.const 5
@@ -198,10 +201,17 @@ def test_a_probe_in_dead_code_reading_operands_weaves_nothing(
         end
         i32.add))''')
     nops = [i for i in m.function(0).instrs if i.op.name == "nop"]
+    fired: list[Any] = []
     ps = ProbeSet(m)
     for nop in nops:
-        ps.insert(Location(0, nop.pc), CallbackProbe(lambda loc: None, FrameReads(operands=2)))
-    assert backend.compile(m, ps, compile_options).instantiate().call("f") == 5
+        ps.insert(Location(0, nop.pc), CallbackProbe(fired.append, FrameReads(operands=2)))
+    options = CompileOptions(cache_dir=compile_options.cache_dir, dynamic=dynamic)
+    inst = backend.compile(m, ps, options).instantiate()
+    if dynamic:
+        dead_if = next(i for i in m.function(0).instrs if i.op.name == "if")
+        ps.insert(Location(0, dead_if.pc), CallbackProbe(fired.append))
+    assert inst.call("f") == 5
+    assert fired == []
 
 
 def _comparable(value: Any) -> Any:
