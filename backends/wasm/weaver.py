@@ -577,7 +577,10 @@ class _Weaver:
                     code += self.operand_code(f, ins, p, stacks[i], temp)
                 elif isinstance(p, TraceProbe):
                     assert stacks is not None
-                    code += self.trace_code(Location(f.index, ins.pc), p, stacks[i], temp, ins)
+                    assert frames is not None
+                    code += self.trace_code(Location(f.index, ins.pc), p, stacks[i], temp, ins,
+                                            base=len(stacks[i]) if frames.dead[i]
+                                            else frames.base[i])
             if host or global_site or self.dynamic:
                 assert stacks is not None and frames is not None
                 loc = Location(f.index, ins.pc)
@@ -887,8 +890,10 @@ class _Weaver:
         return code
 
     def trace_code(self, loc: Location, p: TraceProbe, stack: tuple,  # type: ignore[no-untyped-def]
-                   temp, ins: Instr | None = None) -> list[Instr]:
-        """Append (site, value) to the ring buffer; flush through slot 0 when full."""
+                   temp, ins: Instr | None = None, base: int = 0) -> list[Instr]:
+        """Append (site, value) to the ring buffer; flush through slot 0 when full.
+        ``base``: the stack height where the instruction's block frame begins (a value
+        below it cannot be popped there: recorded as 0, like one of unknown type)."""
         layout = self.layout
         if not layout.trace_buf:
             layout.trace_capacity = self.trace_capacity
@@ -904,7 +909,7 @@ class _Weaver:
         if p.address and ins is not None and ins.op.imm == "memarg" and ins.op.mem_bytes:
             d = 1 if ins.op.is_store else 0  # the address is under a stored value
             offset = ins.imm[1]
-        if p.with_value and len(stack) > d and all(t is not None for t in stack[-1 - d:]) \
+        if p.with_value and len(stack) - base > d and all(t is not None for t in stack[-1 - d:]) \
                 and stack[-1 - d].is_num:
             for k in range(d):  # set aside the values above the one recorded
                 ht = stack[-1 - k]

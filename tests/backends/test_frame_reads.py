@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from probes.backends.base import CompileOptions, get_backend
 from probes.ir import Location, Module, Trap, decode, operand_stacks
-from probes.probe import Action, CallbackProbe, DynamicLoc, FrameReads
+from probes.probe import Action, CallbackProbe, DynamicLoc, FrameReads, TraceProbe
 from probes.probeset import ProbeSet
 
 from ..conftest import module_from_wat
@@ -273,3 +273,21 @@ def test_every_operand_and_local_reads_the_same_on_both_backends(m: Module,
 
 
 _ARGS = {"i32": lambda x: x & 0x7FFFFFFF, "i64": lambda x: x, "f32": float, "f64": float}
+
+
+def test_a_traced_value_below_the_block_is_recorded_as_zero(
+        backend: Any, compile_options: CompileOptions) -> None:
+    """TraceProbe(with_value=True) where the top operand belongs to an enclosing
+    frame: the block cannot pop it, so the entry carries 0, as for a value of
+    unknown type (the woven module used to be invalid)."""
+    m = module_from_wat('''(module (func (export "f") (result i32)
+      i32.const 7
+      block
+        nop
+      end))''')
+    nop = next(i for i in m.function(0).instrs if i.op.name == "nop")
+    ps = ProbeSet(m)
+    trace = TraceProbe(with_value=True)
+    ps.insert(Location(0, nop.pc), trace)
+    assert backend.compile(m, ps, compile_options).instantiate().call("f") == 7
+    assert trace.events == [(Location(0, nop.pc), 0)]
