@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .ir import Location, ProbeError, ProbesError
+from .ir import Location, ProbeError
 
 if TYPE_CHECKING:
     pass
@@ -94,17 +94,9 @@ class DynamicLoc:
         """``size`` bytes of linear memory 0 at ``addr`` (needs ``reads.memory``)."""
         if self._memory is None:
             raise ProbeError("probe reads memory but did not declare reads.memory=True")
-        data = b""
-        if addr >= 0 and size >= 0:
-            try:
-                data = self._memory(addr, size)
-            except ProbeError:
-                raise
-            except ProbesError:
-                pass  # out of bounds: the same error on every backend, below
-        if len(data) != size:
-            raise ProbeError(f"probe reads memory [{addr}, {addr + size}) out of bounds")
-        return data
+        if addr < 0 or size < 0:
+            raise read_out_of_bounds(addr, size)
+        return self._memory(addr, size)
 
     def read_i32(self, addr: int) -> int:
         return int.from_bytes(self.read(addr, 4), "little", signed=True)
@@ -114,6 +106,11 @@ class DynamicLoc:
 
     def __repr__(self) -> str:
         return f"<DynamicLoc func {self.func} pc {self.pc}>"
+
+
+def read_out_of_bounds(addr: int, size: int) -> ProbeError:
+    """The error of a `DynamicLoc.read` outside memory (every backend raises this one)."""
+    return ProbeError(f"probe reads memory [{addr}, {addr + size}) out of bounds")
 
 
 class Probe:

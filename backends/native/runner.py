@@ -52,6 +52,7 @@ from ...ir import LinkError, Location, Module, ProbeError, ProbesError, Trap, de
 from ...ir.loader import CACHE_DIR
 from ...ir.module import Instr
 from ...ir.types import FuncType, GlobalType, ValType
+from ...probe import read_out_of_bounds
 from ...probeset import ProbeSet
 from ..base import CompileOptions, WasiOptions
 from ..wasm.runner import RunStats, WasmInstance, _CtrlC, _Exit, _ProbeTrap, _TrapPoint
@@ -948,6 +949,8 @@ class NativeInstance(WasmInstance):
     def _read_memory(self, addr: int, size: int) -> bytes:
         if self._memory is None:
             raise ProbeError("the program has no memory to read")
+        if addr + size > self._memory.data_len():  # type: ignore[union-attr]
+            raise read_out_of_bounds(addr, size)
         return self._memory.read(None, addr, addr + size)  # type: ignore[union-attr]
 
     # -- host calls from generated code ---------------------------------------------------------
@@ -1061,16 +1064,17 @@ class NativeInstance(WasmInstance):
             self._finish()
             raise _Exit(code)
         pending, self._pending = self._pending, None
+        owner: NativeInstance = self  # whose code the pending exception stopped
         if kind == TRAP["host"] and pending is None:
             # A host call failed in another instance's code called through a shared table.
             origin = ctx.trap_origin
             if origin != self._ffi.NULL and origin != ctx and origin.py_handle != self._ffi.NULL:
-                other = self._ffi.from_handle(origin.py_handle)
-                pending, other._pending = other._pending, None
+                owner = self._ffi.from_handle(origin.py_handle)
+                pending, owner._pending = owner._pending, None
         if kind == TRAP["host"] and pending is not None:
             if isinstance(pending, _ProbeTrap):
                 frames = [pending.loc, *pending.callers][:BACKTRACE_LIMIT]
-                self._stopped_in(frames, began=False)
+                owner._stopped_in(frames, began=False)  # locations in the owner's module
                 trap = Trap("probe", pending.loc, tuple(frames), pending.reason)
                 self.stats.trap = trap
                 self._finish()

@@ -26,6 +26,7 @@ from ...probe import (
     Probe,
     ShadowStackProbe,
     TraceProbe,
+    read_out_of_bounds,
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
 from ..base import TABLE_ELEMENTS_LIMIT, CompileOptions, WasiOptions
@@ -645,6 +646,8 @@ class WasmInstance:
     def _read_memory(self, addr: int, size: int) -> bytes:
         if self._memory is None:
             raise ProbeError("the program has no memory to read")
+        if addr + size > self._memory.data_len(self.store):
+            raise read_out_of_bounds(addr, size)
         return bytes(self._memory.read(self.store, addr, addr + size))
 
     def _flush_trace(self) -> None:
