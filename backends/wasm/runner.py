@@ -894,6 +894,8 @@ def _raw_reader(kind: str) -> Callable[[Any, Any], Any]:
         finally:
             ffi.wasmtime_externref_unroot(ctypes.byref(ref))
     return read_extern
+
+
 _NULL_FINALIZER: Any = None
 
 

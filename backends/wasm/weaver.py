@@ -149,6 +149,24 @@ def _control_frames(m: Module, instrs: list[Instr], stacks: list[tuple]) -> _Con
     return _ControlFrames(base, dead, openers, inner)
 
 
+def _deep_operand_locals(frames: _ControlFrames, i: int, stack: tuple, k: int,
+                         deep_locals: dict[tuple[int, int], int],
+                         new_local: Any) -> list[int]:
+    """Locals for the ones of the top ``k`` operands at instruction ``i`` that lie below
+    its block's frame, bottom first: each is saved where the block around ``i`` that
+    can still reach it is entered (`_Weaver._save_below`), one local per such value."""
+    deep = []
+    for h in range(len(stack) - k, frames.base[i]):
+        t = stack[h] if h >= 0 else None
+        if t is None:
+            break  # unknown: `host_call_parts` drops the site
+        key = (frames.opener_below(i, h), h)
+        if key not in deep_locals:
+            deep_locals[key] = new_local(t)
+        deep.append(deep_locals[key])
+    return deep
+
+
 def _ins(name: str, imm: object = None) -> Instr:
     return Instr(_op(name), imm)
 
@@ -589,16 +607,8 @@ class _Weaver:
                     # Never runs, but stays a site (armed: probes may come later); its
                     # operands may be values its frame does not hold, so none is read.
                     reads = replace(reads, operands=0)
-                # Operands below this block's frame: copies saved where it was entered.
-                deep = []
-                for h in range(len(stacks[i]) - reads.operands, frames.base[i]):
-                    t = stacks[i][h] if h >= 0 else None
-                    if t is None:
-                        break  # unknown: the site is dropped below
-                    key = (frames.opener_below(i, h), h)
-                    if key not in deep_locals:
-                        deep_locals[key] = new_local(t)
-                    deep.append(deep_locals[key])
+                deep = _deep_operand_locals(frames, i, stacks[i], reads.operands, deep_locals,
+                                            new_local)
                 save, call = self.host_call_parts(loc, reads, stacks[i], ftype, f, temp,
                                                   is_global=global_site or self.dynamic,
                                                   deep=deep)
