@@ -75,6 +75,10 @@ class CompileOptions:
     with "out of fuel". Probe code costs nothing, on every backend."""
     opt_level: int = 2
     """native backend: LLVM optimization level 0-3."""
+    count_tree: bool = True
+    """Count blocks on a spanning tree of each function's flow graph: counters only
+    where flow conservation cannot derive the count (the same exact counts, about
+    half the increments). False: one counter per counted block."""
 
 
 @dataclass

@@ -437,7 +437,8 @@ class NativeBackend:
             raise ProbesError("the fuel budget must be positive")
         probes = probes if probes is not None else ProbeSet(module)
         snapshot = probes.copy()
-        woven = weave(module, snapshot, options.trace_capacity, options.dynamic)
+        woven = weave(module, snapshot, options.trace_capacity, options.dynamic,
+                      count_tree=options.count_tree)
         wm = decode(woven.wasm)
         stats = CompileStats()
         opt = max(0, min(3, int(options.opt_level)))

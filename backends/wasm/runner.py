@@ -181,7 +181,7 @@ class WasmBackend:
         # The budget is metered by the woven code (probe code costs nothing), not
         # by wasmtime's fuel, which would charge the probes' instructions too.
         woven = weave(module, snapshot, options.trace_capacity, options.dynamic,
-                      fuel=bool(options.fuel))
+                      fuel=bool(options.fuel), count_tree=options.count_tree)
         engine = _engine(options.interruptible)
         try:
             compiled = _compile_cached(engine, woven.wasm, options)
@@ -408,15 +408,44 @@ class WasmInstance:
             off = self.layout.site_counters.get(loc)
             return 0 if off is None else self._u64(off)
         first, index = self._block_of(loc)
-        off = self.layout.block_counters.get((loc.func, first))
-        if off is None:
-            raise ProbeError(f"no counter was woven for {loc}")
-        n = self._u64(off)
+        if loc.func in self.layout.count_trees:
+            n = self._tree_counts(loc.func)[bisect.bisect_left(self._firsts_of(loc.func), first)]
+        else:
+            off = self.layout.block_counters.get((loc.func, first))
+            if off is None:
+                raise ProbeError(f"no counter was woven for {loc}")
+            n = self._u64(off)
         # Each trap in this block counted the instructions after it once too often.
         for at, began in self._overrun.get((loc.func, first), ()):
             if index > at or (index == at and not began):
                 n -= 1
         return n
+
+    def _tree_counts(self, func: int) -> list[int]:
+        """Entries of every block of a function counted on a spanning tree
+        (count_tree.py), from its counters and the stops recorded so far; solved
+        once per state snapshot while the guest is stopped."""
+        frozen = self._frozen
+        key = (func, len(self._stops_log))
+        if frozen is not None:
+            if self._tree_of is not frozen:
+                self._tree_of, self._tree_memo = frozen, {}
+            hit = self._tree_memo.get(key)
+            if hit is not None:
+                return hit
+        tree = self.layout.count_trees[func]
+        firsts = self._firsts_of(func)
+        counters = {k: self._u64(self.layout.block_counters[(func, firsts[k])])
+                    for k in tree.measured}
+        stops: dict[int, int] = {}
+        for (g, first), points in self._overrun.items():
+            if g == func:
+                k = bisect.bisect_left(firsts, first)
+                stops[k] = stops.get(k, 0) + len(points)
+        counts = tree.solve(counters, stops)[:len(firsts)]
+        if frozen is not None:
+            self._tree_memo[key] = counts
+        return counts
 
     def covered(self, loc: Location) -> bool:
         """Whether ``loc`` executed, from the woven coverage flags (exact once the
@@ -470,6 +499,11 @@ class WasmInstance:
         """(func, block first index) -> (index, began) of every trap in that block."""
         self._ran = _RanAtStops(self.layout, self._firsts_of)
         """What the stacks of all stops so far prove ran."""
+        self._stops_log: list[tuple[int, int]] = []
+        """Every trap point recorded, in order (its length versions the stops)."""
+        self._tree_of: bytes | None = None
+        self._tree_memo: dict[tuple[int, int], list[int]] = {}
+        """Block counts of spanning-tree functions, for the state snapshot `_tree_of`."""
         self._implied_of: bytes | None = None
         self._implied_ran: dict[tuple[int, int], bool] = {}
         """Flagless classes that completed, for the state snapshot `_implied_of`."""
@@ -484,6 +518,7 @@ class WasmInstance:
             first = firsts[bisect.bisect_right(firsts, trap_point.index) - 1]
             self._overrun.setdefault((trap_point.func, first), []).append(
                 (trap_point.index, trap_point.inclusive))
+            self._stops_log.append((trap_point.func, trap_point.index))
 
     def _stopped_in(self, frames: list[Location], began: bool = True,
                     entered: bool = True) -> None:
@@ -586,7 +621,7 @@ class WasmInstance:
             return  # fired by the host dispatcher from now on
         if isinstance(probe, CountProbe) and loc.pc >= 0 and loc.func in layout.pcs:
             first, _ = self._block_of(loc)
-            if (loc.func, first) in layout.block_counters:
+            if (loc.func, first) in layout.block_counters or loc.func in layout.count_trees:
                 base = self.count_at(loc)
                 probe._bind(lambda: self.count_at(loc) - base)
                 inline.add(id(probe))

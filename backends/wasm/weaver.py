@@ -59,6 +59,7 @@ from ...probe import (
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
 from ..base import FUEL_BY_OPERAND, FUEL_FLUSH, FUEL_FREE, check_module
+from .count_tree import CountTree, plan_count_tree
 
 __all__ = ["weave", "Woven", "Layout", "Site", "STATE_EXPORT", "TABLE_EXPORT", "MEMORY_EXPORT",
            "START_EXPORT"]
@@ -193,6 +194,9 @@ class Layout:
     """Bytes of the state memory in use."""
     block_counters: dict[tuple[int, int], int] = field(default_factory=dict)
     """(func, first instruction index of the counting block) -> counter offset."""
+    count_trees: dict[int, CountTree] = field(default_factory=dict)
+    """func -> how its block counts derive from the counters of `block_counters`
+    (spanning-tree placement); functions not here count every wanted block."""
     site_counters: dict[Location, int] = field(default_factory=dict)
     """Entry/exit sites -> counter offset."""
     cov_flags: dict[tuple[int, int], int] = field(default_factory=dict)
@@ -287,8 +291,10 @@ class _CoveragePlan:
 
 class _Weaver:
     def __init__(self, module: Module, probes: ProbeSet, trace_capacity: int,
-                 dynamic: bool, coverage_classes: bool, fuel: bool = False) -> None:
+                 dynamic: bool, coverage_classes: bool, fuel: bool = False,
+                 count_tree: bool = False) -> None:
         self.m = module
+        self.count_tree = count_tree
         self.ps = probes
         self.dynamic = dynamic
         self.coverage_classes = coverage_classes
@@ -557,10 +563,7 @@ class _Weaver:
             b = block_of_index[i]
             if any(isinstance(p, CountProbe) for p in probes):
                 want_counter.add(b.first)
-        for first in sorted(want_counter):
-            off = layout.alloc(8)
-            layout.block_counters[(f.index, first)] = off
-            pre.setdefault(first, []).extend(self.counter_add(off))
+        host_calls: set[int] = set()  # indices with a woven host call before them
         if plan is not None:
             # One store just before the last instruction of each coverage class
             # (a chain of blocks, see ir/dominance.py): set means the whole class
@@ -620,9 +623,14 @@ class _Weaver:
                     call = [_ins("i32.const", 0), _ins("i32.load8_u", self._memarg(flag, 0)),
                             _ins("if", EMPTY_BLOCK), *call, _ins("end")]
                 code += save + call
+                if call:
+                    host_calls.add(i)
+            if any(isinstance(p, TraceProbe) for p in probes):
+                host_calls.add(i)  # a full ring buffer calls the host
             if code:
                 pre.setdefault(i, []).extend(code)
         saves = self._save_below(stacks, deep_locals, temp) if deep_locals else {}
+        self.place_counters(f, blocks, want_counter, host_calls, pre)
 
         out: list[Instr] = []
         # Entry site: before the first instruction, once per call.
@@ -655,6 +663,25 @@ class _Weaver:
             out = self.wrap_exit(out, ftype, f, exit_probes, temp)
         groups = list(f.local_groups) + [(1, t) for t in extra]
         return out, groups
+
+    def place_counters(self, f: Function, blocks: list[CountingBlock], want: set[int],
+                       host_calls: set[int], pre: dict[int, list[Instr]]) -> None:
+        """Counters at the start of blocks, ahead of any other probe there: one per
+        wanted block, or (``count_tree``) only those off a spanning tree
+        (count_tree.py) when that costs fewer increments."""
+        if not want:
+            return
+        firsts = sorted(want)
+        if self.count_tree:
+            pos_of = {b.first: k for k, b in enumerate(blocks)}
+            tree = plan_count_tree(f.instrs, blocks, {pos_of[b] for b in want}, host_calls)
+            if tree is not None:
+                self.layout.count_trees[f.index] = tree
+                firsts = [blocks[k].first for k in tree.measured]
+        for first in firsts:
+            off = self.layout.alloc(8)
+            self.layout.block_counters[(f.index, first)] = off
+            pre[first] = self.counter_add(off) + pre.get(first, [])
 
     def fuel_code(self, f: Function, temp  # type: ignore[no-untyped-def]
                   ) -> tuple[dict[int, list[Instr]], dict[int, list[Instr]],
@@ -990,7 +1017,8 @@ def _union_reads(probes: Iterable[Probe]) -> FrameReads:
 
 
 def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
-          dynamic: bool = False, coverage_classes: bool = True, fuel: bool = False) -> Woven:
+          dynamic: bool = False, coverage_classes: bool = True, fuel: bool = False,
+          count_tree: bool = False) -> Woven:
     """Instrument ``module`` with the probes in ``probes``.
 
     With ``dynamic``, every instruction gets an armed site (a flag test and a
@@ -1000,8 +1028,13 @@ def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
     the host completes coverage from the innermost frame when a run stops.
     With ``fuel``, every function meters an instruction budget held in an
     exported global (`_Weaver.fuel_code`).
+    With ``count_tree``, counters go only on blocks off a spanning tree of each
+    function's flow graph (count_tree.py, `Layout.count_trees`); without it,
+    every counted block has its own counter (the layout `probes instrument`
+    documents).
     Raises `ValidationError` for an invalid ``module`` (`check_module`).
     """
     check_module(module)
-    return _Weaver(module, probes, trace_capacity, dynamic, coverage_classes, fuel).run()
+    return _Weaver(module, probes, trace_capacity, dynamic, coverage_classes, fuel,
+                   count_tree).run()
 
