@@ -14,9 +14,11 @@ Bodies without probes are copied verbatim; instrumented bodies are
 re-encoded, keeping a map from new to original offsets so traps are reported
 at original `Location`s.
 
-Counting: a `CountProbe` is compiled as one 64-bit counter per *counting
-block* (ir/blocks.py) — one add per block, not per instruction; the host
-derives exact counts per location, correcting the block of a trap.
+Counting: a `CountProbe` is compiled as 64-bit counters on *counting blocks*
+(ir/blocks.py) — one add per block, not per instruction, and with
+``count_tree`` only on the blocks off a spanning tree of the function's flow
+graph (count_tree.py); the host derives exact counts per location, correcting
+the block of a trap.
 `CoverageProbe` is one byte store per block, just before its last instruction;
 the block a trap cut short is completed from the trap location.
 """
