@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cli as _cli
+from .atomic import atomic_write
 from .cli import (
     EXIT_INTERRUPTED,
     EXIT_TRAP,
@@ -32,7 +33,6 @@ from .cli import (
     arg,
     command,
 )
-from .atomic import atomic_write
 from .ir import Module, ProbesError
 from .ir.decoder import decode
 from .ir.loader import InputNotFound, ProgramNotFound, load_bytes

@@ -198,7 +198,7 @@ class Gen:
             (self.blk_switch, 3), (self.blk_ifs, 3), (self.blk_memory, 1),
             (self.blk_float, 1),
         ]
-        funcs, weights = zip(*kinds)
+        funcs, weights = zip(*kinds, strict=True)
         nblocks = r.randint(3, 6)
         body = [r.choices(funcs, weights)[0](idx) for _ in range(nblocks)]
         # at most two calls per function keeps the dynamic call tree small
@@ -224,7 +224,7 @@ class Gen:
                 lines += [f"    for (unsigned i = 0; i < (n & {r.choice([3, 7])}u) + 1u; i++) {{",
                           f"        y = y * {r.uniform(0.5, 1.5):.6f} + (double)i * {r.uniform(-1, 1):.6f};",
                           f"        if (y > {r.uniform(100, 1000):.3f}) y = y * {r.uniform(0.01, 0.5):.6f};",
-                          f"    }}"]
+                          "    }"]
             elif form == 1:
                 lines += [f"    y = sqrt(fabs(y) + {r.uniform(0.1, 9):.6f}) * {r.uniform(0.5, 4):.6f};"]
             elif form == 2:
@@ -233,7 +233,7 @@ class Gen:
                           f"    else y += floor(y * {r.uniform(0.01, 0.9):.6f});"]
             else:
                 lines += [f"    y = clampd(y * y * {r.uniform(0.001, 0.1):.6f} - y + {r.uniform(-3, 3):.6f});"]
-        lines += [f"    return clampd(y);", "}"]
+        lines += ["    return clampd(y);", "}"]
         return "\n".join(lines) + "\n"
 
     # ---- whole program -----------------------------------------------------

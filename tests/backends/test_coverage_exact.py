@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from probes.backends.base import CompileOptions, WasiOptions, get_backend
+from probes.backends.wasm.weaver import weave
 from probes.ir import Location, Module, ProbesError, Trap, decode, encode
 from probes.ir.blocks import counting_blocks
-from probes.backends.wasm.weaver import weave
 from probes.ir.dominance import block_successors, coverage_classes, immediate_dominators
 from probes.ir.module import Export, Function, Instr
 from probes.ir.opcodes import BY_NAME

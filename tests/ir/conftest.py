@@ -65,7 +65,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         r = REPORT[name]
         row = [r.valid_ok, r.unsupported, r.rejected, r.rejected_total, r.reencoded,
                len(r.failures)]
-        totals = [a + b for a, b in zip(totals, row)]
+        totals = [a + b for a, b in zip(totals, row, strict=True)]
         if mode == "all" or r.failures:
             tr.write_line(f"{name:<{width}}{r.valid_ok:>9}{r.unsupported:>9}"
                           f"{f'{r.rejected}/{r.rejected_total}':>14}{r.reencoded:>9}"

@@ -43,7 +43,7 @@ def check_invariants(cfg: CFG, instrs: list[Instr]) -> None:
     # Every instruction in exactly one block; blocks contiguous, in pc order.
     flat = [ins for b in cfg.blocks for ins in b.instrs]
     assert len(flat) == len(instrs)
-    assert all(a is b for a, b in zip(flat, instrs))
+    assert all(a is b for a, b in zip(flat, instrs, strict=True))
     for i, b in enumerate(cfg.blocks):
         assert b.id == i and b.instrs
         assert (b.start_pc, b.end_pc) == (b.instrs[0].pc, b.instrs[-1].pc)
@@ -68,7 +68,7 @@ def check_invariants(cfg: CFG, instrs: list[Instr]) -> None:
         (cb.first, cb.last) for cb in counting_blocks(instrs)]
     # A block starts only where control can arrive other than by straight-line
     # flow: after a control instruction or the end of a construct.
-    for prev, b in zip(cfg.blocks, cfg.blocks[1:]):
+    for prev, b in zip(cfg.blocks, cfg.blocks[1:], strict=False):
         assert prev.last.op.name in _ENDERS | {"loop", "end"}, (prev, b)
     # Successor counts follow the last instruction.
     for b in cfg.blocks:

@@ -266,5 +266,5 @@ def test_matches_wasm_tools_print(tmp_path: Path, wat_to_binary: Callable[[str],
             theirs = [re.sub(r"(\(type \d+\)) \(.*", r"\1", t) if t.startswith(
                 ("block", "loop", "if")) else t for t in theirs]
         assert len(ours) == len(theirs)
-        mismatches = [(a, b) for a, b in zip(ours, theirs) if a != b]
+        mismatches = [(a, b) for a, b in zip(ours, theirs, strict=True) if a != b]
         assert not mismatches, mismatches[:10]

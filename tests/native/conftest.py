@@ -17,6 +17,7 @@ import pytest
 from probes.backends.base import CompileOptions
 from probes.ir import ProbesError
 
+
 def _backend() -> Any:
     try:
         from probes.backends.native import NativeBackend

@@ -259,7 +259,7 @@ class SpecRunner:
                 raise _Unsupported("v128 results")
             inst = self.target(cmd["action"])
             if len(out) == len(expected) and all(self.matches(inst, b, e)
-                                                 for b, e in zip(out, expected)):
+                                                 for b, e in zip(out, expected, strict=True)):
                 res.passed[kind] += 1
             else:
                 self.fail(cmd, f"{cmd['action'].get('field')}"

@@ -149,7 +149,7 @@ def test_reentrant_calls_keep_the_callers_records(via: str, inner_traps: int, na
     for backend in (WasmBackend(), native):
         holder: dict[str, Any] = {}
 
-        def back_in(*_: Any) -> None:
+        def back_in(*_: Any, holder: dict[str, Any] = holder) -> None:
             holder["inst"].call("inner", inner_traps)
 
         ps = ProbeSet(m)
@@ -245,7 +245,7 @@ def _same_value(a: Any, b: Any) -> bool:
         return (math.isnan(a) and math.isnan(b)) or a == b and \
             math.copysign(1, a) == math.copysign(1, b)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
     if a is None or b is None:
         return a is b
     if isinstance(a, int) and isinstance(b, int):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ..ir.spec_support import convert, missing_reason, spec_dir, wast_names
 from ..conftest import SPEC_PROPERTY
+from ..ir.spec_support import convert, missing_reason, spec_dir, wast_names
 
 PROPOSALS = re.compile(
     r"^(simd_|relaxed|i16x8_relaxed|i32x4_relaxed|i8x16_relaxed|array|struct|i31|binary-gc|"

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from probes.ir import load
-from probes.ir.cfg import build_cfg
 
 import probes
 from probes import cli
+from probes.ir import load
+from probes.ir.cfg import build_cfg
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

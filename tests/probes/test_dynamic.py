@@ -77,7 +77,7 @@ def model(order: list[Location], locs: list[Location], initial: list[tuple[int, 
 
 
 class Scripted(Probe):
-    def __init__(self, pid: int, world: "World") -> None:
+    def __init__(self, pid: int, world: World) -> None:
         self.pid = pid
         self.world = world
         self.fired = 0

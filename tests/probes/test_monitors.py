@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from probes.api import run
-from probes.ir.loader import wat_to_wasm
 from probes.ir import Location, ProbeError
+from probes.ir.loader import wat_to_wasm
 from probes.monitors import available, create
 from probes.profile import ProfileData
 
