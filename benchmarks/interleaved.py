@@ -1,0 +1,82 @@
+"""A/B timing in one process: plain wasmtime and woven variants run in turn.
+
+pyperf times each benchmark in its own worker process, where placement alone
+(where the allocator puts the module's memory) moves a run by up to ±30% on
+call-heavy programs. For a change that should move a program by a few
+percent, this interleaves the variants instead: every round runs plain and
+each variant once, and the minimum over the rounds is compared.
+
+    python benchmarks/interleaved.py --rounds 5 --programs bytecode,recursive \\
+        icount icount@count_tree=0
+
+A variant is a monitor name (or ``none``), optionally with `CompileOptions`
+fields after ``@`` (``key=value`` pairs separated by ``,``; ints and 0/1 bools).
+Times are the guest thread's CPU time, as in bench_monitors.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_monitors as bm  # noqa: E402
+
+
+def _variant(name: str, spec: str) -> Any:
+    from probes.backends.base import CompileOptions
+    from probes.ir import decode
+    from probes.monitors import create
+    from probes.probeset import ProbeSet
+
+    monitor, _, opts = spec.partition("@")
+    options = CompileOptions(cache=False)
+    types = {f.name: f.type for f in fields(CompileOptions)}
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        if key not in types:
+            raise SystemExit(f"unknown CompileOptions field {key!r}")
+        options = replace(options, **{key: bool(int(value)) if types[key] in (bool, "bool")
+                                      else int(value)})
+    module = decode(bm.program_bytes(name))
+    ps = ProbeSet(module)
+    if monitor != "none":
+        mon = create(monitor)
+        mon.attach(module, ps)
+        options = replace(options, **(mon.compile_options() or {}))
+    return bm.WovenProgram(name, spec, module, ps, options)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("variants", nargs="+", help="MONITOR[@field=value,...] or none")
+    p.add_argument("--programs", default=",".join(bm.PROGRAMS))
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args()
+    programs = bm.csv_list(args.programs)
+    ratios: dict[str, list[float]] = {v: [] for v in args.variants}
+    width = max(len(v) for v in args.variants)
+    for name in programs:
+        runs = {"plain": bm.PlainProgram(name)}
+        runs.update((v, _variant(name, v)) for v in args.variants)
+        best = {k: math.inf for k in runs}
+        for _ in range(args.rounds):
+            for k, prog in runs.items():
+                best[k] = min(best[k], prog.run())
+        print(f"{name}: plain {best['plain']:.3f} s", flush=True)
+        for v in args.variants:
+            ratios[v].append(best[v] / best["plain"])
+            print(f"  {v:<{width}}  {ratios[v][-1]:.3f}x", flush=True)
+    print("geomean")
+    for v in args.variants:
+        g = math.exp(sum(map(math.log, ratios[v])) / len(ratios[v]))
+        print(f"  {v:<{width}}  {g:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
