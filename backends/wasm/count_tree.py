@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...ir.blocks import CountingBlock
-from ...ir.cfg import cfg_from_instrs
+from ...ir.dominance import block_successors
 from ...ir.module import Instr
 
 __all__ = ["CountTree", "plan_count_tree"]
@@ -113,7 +113,6 @@ def plan_count_tree(instrs: list[Instr], blocks: list[CountingBlock], wanted: se
     blocks (positions) directly is no more expensive or the tree cannot be built.
     ``host_calls``: instruction indices with a woven host call before them."""
     nb = len(blocks)
-    cfg = cfg_from_instrs(instrs)
     # Nodes: top_b = b, bot_b = nb + b, X = 2 nb.
     x = 2 * nb
     edges: list[tuple[int, int]] = [(b, nb + b) for b in range(nb)]  # interior first
@@ -135,7 +134,6 @@ def plan_count_tree(instrs: list[Instr], blocks: list[CountingBlock], wanted: se
             lossy.add(pos)
         if instrs[b.last].op.name in _CALLS:
             lossy.add(pos)
-    assert len(cfg.blocks) == nb
     ok = add(x, 0, True) is not None
     bot_loss: dict[int, int] = {}
     for pos in range(nb):
@@ -145,13 +143,9 @@ def plan_count_tree(instrs: list[Instr], blocks: list[CountingBlock], wanted: se
             e = add(nb + pos, x, False)
             assert e is not None
             bot_loss[pos] = e
-    seen: set[tuple[int, int]] = set()
-    for bb in cfg.blocks:
-        for edge in bb.succs:
-            dst = x if edge.dst == cfg.exit.id else edge.dst
-            if (bb.id, dst) not in seen:
-                seen.add((bb.id, dst))
-                ok = ok and add(nb + bb.id, dst, True) is not None
+    for u, succs in enumerate(block_successors(instrs, blocks)):  # parallel edges merged
+        for v in succs:
+            ok = ok and add(nb + u, x if v == nb else v, True) is not None
     if not ok:
         return None
     weight = _weights(instrs, blocks)
