@@ -158,8 +158,10 @@ def _deep_operand_locals(frames: _ControlFrames, i: int, stack: tuple, k: int,
     """Locals for the ones of the top ``k`` operands at instruction ``i`` that lie below
     its block's frame, bottom first: each is saved where the block around ``i`` that
     can still reach it is entered (`_Weaver._save_below`), one local per such value."""
-    deep = []
-    for h in range(len(stack) - k, frames.base[i]):
+    deep: list[int] = []
+    if frames.dead[i]:
+        return deep  # reads no operands; its typed stack may be shorter than the frame
+    for h in range(len(stack) - k, min(frames.base[i], len(stack))):
         t = stack[h] if h >= 0 else None
         if t is None:
             break  # unknown: `host_call_parts` drops the site

@@ -215,6 +215,30 @@ def test_a_probe_in_dead_code_reading_operands_is_accepted(
     assert fired == []
 
 
+@pytest.mark.parametrize("how", ["probe", "global", "armed"])
+def test_a_site_in_a_block_opened_in_dead_code_is_woven(
+        backend: Any, compile_options: CompileOptions, how: str) -> None:
+    """A block after a `br` begins with an unknown stack below its frame: its sites
+    read no operands and need no saved values (this crashed the weaver)."""
+    m = module_from_wat('''(module (func (export "f")
+        br 0
+        block (result i32)
+          i32.const 1
+        end
+        drop))''')
+    fired: list[Any] = []
+    ps = ProbeSet(m)
+    const = next(i for i in m.function(0).instrs if i.op.name == "i32.const")
+    if how == "probe":
+        ps.insert(Location(0, const.pc), CallbackProbe(fired.append, FrameReads(operands=1)))
+    elif how == "global":
+        ps.insert_global(CallbackProbe(fired.append))
+    options = CompileOptions(cache_dir=compile_options.cache_dir, dynamic=how == "armed")
+    inst = backend.compile(m, ps, options).instantiate()
+    assert inst.call("f") is None
+    assert len(fired) == (1 if how == "global" else 0)  # a global probe fires at the `br`
+
+
 def _comparable(value: Any) -> Any:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else value
