@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from probes.api import run
@@ -116,6 +116,9 @@ def test_tree_counts_equal_block_counts_on_random_modules(
     backend = get_backend("native" if native else "wasm")
     runs = [_program_run(m, backend, o, plan, fuel, seeds)
             for o in _both(CompileOptions(cache=False))]
+    # Woven code of another shape has frames of another size: a run that exhausts the
+    # machine stack recurses to another depth (each run's counts are still exact).
+    assume(not any("call stack exhausted" in entry for run in runs for entry in run[0]))
     assert runs[0] == runs[1]
 
 
