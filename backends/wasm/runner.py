@@ -426,7 +426,7 @@ class WasmInstance:
         (count_tree.py), from its counters and the stops recorded so far; solved
         once per state snapshot while the guest is stopped."""
         frozen = self._frozen
-        key = (func, len(self._stops_log))
+        key = (func, self._nstops)
         if frozen is not None:
             if self._tree_of is not frozen:
                 self._tree_of, self._tree_memo = frozen, {}
@@ -499,8 +499,8 @@ class WasmInstance:
         """(func, block first index) -> (index, began) of every trap in that block."""
         self._ran = _RanAtStops(self.layout, self._firsts_of)
         """What the stacks of all stops so far prove ran."""
-        self._stops_log: list[tuple[int, int]] = []
-        """Every trap point recorded, in order (its length versions the stops)."""
+        self._nstops = 0
+        """Trap points recorded so far (versions `_overrun`)."""
         self._tree_of: bytes | None = None
         self._tree_memo: dict[tuple[int, int], list[int]] = {}
         """Block counts of spanning-tree functions, for the state snapshot `_tree_of`."""
@@ -518,7 +518,7 @@ class WasmInstance:
             first = firsts[bisect.bisect_right(firsts, trap_point.index) - 1]
             self._overrun.setdefault((trap_point.func, first), []).append(
                 (trap_point.index, trap_point.inclusive))
-            self._stops_log.append((trap_point.func, trap_point.index))
+            self._nstops += 1
 
     def _stopped_in(self, frames: list[Location], began: bool = True,
                     entered: bool = True) -> None:
