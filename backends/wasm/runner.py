@@ -292,6 +292,7 @@ class WasmInstance:
         self._firsts: dict[int, list[int]] = {}
         self._verbatim_pcs: dict[int, list[int]] = {}
         self._pending: BaseException | None = None
+        self._calls_in_progress = 0  # guest calls on the stack (host callbacks re-enter)
         self._keep: list[Any] = []  # raw callbacks must outlive the store
         self.store = wasmtime.Store(exe.engine)
         self.store.set_limits(table_elements=TABLE_ELEMENTS_LIMIT)
@@ -423,28 +424,36 @@ class WasmInstance:
 
     def _tree_counts(self, func: int) -> list[int]:
         """Entries of every block of a function counted on a spanning tree
-        (count_tree.py), from its counters and the stops recorded so far; solved
-        once per state snapshot while the guest is stopped."""
-        frozen = self._frozen
-        key = (func, self._nstops)
-        if frozen is not None:
-            if self._tree_of is not frozen:
-                self._tree_of, self._tree_memo = frozen, {}
-            hit = self._tree_memo.get(key)
-            if hit is not None:
-                return hit
+        (count_tree.py), from its counters and the stops recorded so far. Solved
+        again only when those change (a probe reading many counts mid-run reads
+        one snapshot of them)."""
+        where = self._tree_where.get(func)
+        if where is None:
+            firsts = self._firsts_of(func)
+            offs = [self.layout.block_counters[(func, firsts[k])]
+                    for k in self.layout.count_trees[func].measured]
+            lo = min(offs, default=0)  # a function's counters are allocated together
+            where = self._tree_where[func] = (lo, max(offs, default=lo - 8) + 8 - lo,
+                                              [o - lo for o in offs])
+        lo, size, rel = where
+        raw = self._state_bytes(lo, size)
+        key = (func, self._nstops, raw)
+        counts = self._tree_memo.get(key)
+        if counts is not None:
+            return counts
         tree = self.layout.count_trees[func]
         firsts = self._firsts_of(func)
-        counters = {k: self._u64(self.layout.block_counters[(func, firsts[k])])
-                    for k in tree.measured}
+        counters = {k: struct.unpack_from("<Q", raw, r)[0]
+                    for k, r in zip(tree.measured, rel, strict=True)}
         stops: dict[int, int] = {}
         for (g, first), points in self._overrun.items():
             if g == func:
                 k = bisect.bisect_left(firsts, first)
                 stops[k] = stops.get(k, 0) + len(points)
         counts = tree.solve(counters, stops)[:len(firsts)]
-        if frozen is not None:
-            self._tree_memo[key] = counts
+        if len(self._tree_memo) > 4096:
+            self._tree_memo.clear()
+        self._tree_memo[key] = counts
         return counts
 
     def covered(self, loc: Location) -> bool:
@@ -501,9 +510,10 @@ class WasmInstance:
         """What the stacks of all stops so far prove ran."""
         self._nstops = 0
         """Trap points recorded so far (versions `_overrun`)."""
-        self._tree_of: bytes | None = None
-        self._tree_memo: dict[tuple[int, int], list[int]] = {}
-        """Block counts of spanning-tree functions, for the state snapshot `_tree_of`."""
+        self._tree_memo: dict[tuple[int, int, bytes], list[int]] = {}
+        """Block counts of spanning-tree functions by (func, stops, counter bytes)."""
+        self._tree_where: dict[int, tuple[int, int, list[int]]] = {}
+        """func -> (offset, size) of its counters in the state, and each one's place."""
         self._implied_of: bytes | None = None
         self._implied_ran: dict[tuple[int, int], bool] = {}
         """Flagless classes that completed, for the state snapshot `_implied_of`."""
@@ -711,8 +721,16 @@ class WasmInstance:
             self._state.write(self.store, b"\0\0\0\0", sp_off)  # a trap may have left frames
         try:
             if self.exe.options.interruptible:
-                with _CtrlC(self.exe.engine):
-                    return fn(self.store, *args)
+                if not self._calls_in_progress:
+                    # A deadline one tick past the engine's epoch now: a Ctrl-C that
+                    # stopped (or came after) an earlier call does not stop this one.
+                    self.store.set_epoch_deadline(1)
+                self._calls_in_progress += 1
+                try:
+                    with _CtrlC(self.exe.engine):
+                        return fn(self.store, *args)
+                finally:
+                    self._calls_in_progress -= 1
             return fn(self.store, *args)
         except wasmtime.ExitTrap as e:
             self.stats.exit_code = e.code
