@@ -128,7 +128,7 @@ def plan_count_tree(instrs: list[Instr], blocks: list[CountingBlock], wanted: se
             tree.append(e)
         return e
 
-    lossy = set()
+    lossy: set[int] = set()
     for pos, b in enumerate(blocks):
         if any(i in host_calls for i in range(b.first, b.last + 1)):
             lossy.add(pos)
