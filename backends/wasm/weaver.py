@@ -161,7 +161,7 @@ def _deep_operand_locals(frames: _ControlFrames, i: int, stack: tuple, k: int,
     deep: list[int] = []
     if frames.dead[i]:
         return deep  # reads no operands; its typed stack may be shorter than the frame
-    for h in range(len(stack) - k, min(frames.base[i], len(stack))):
+    for h in range(len(stack) - k, frames.base[i]):
         t = stack[h] if h >= 0 else None
         if t is None:
             break  # unknown: `host_call_parts` drops the site
