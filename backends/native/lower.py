@@ -81,6 +81,7 @@ from ...ir.types import I32 as W_I32
 from ...ir.types import I64 as W_I64
 from ...ir.types import FuncType, ValType
 from ..base import FUEL_BY_OPERAND, FUEL_FLUSH, FUEL_FREE
+from . import guards
 
 __all__ = ["lower", "LowerConfig", "Lowered", "LOWERINGS", "UNSUPPORTED", "check_coverage",
            "TRAP", "type_ids", "func_symbol", "WRAPPER_PREFIX", "INIT_SYMBOL",
@@ -596,6 +597,9 @@ class _FuncLowering:
         self._io_size = 0
         self._cached: dict[tuple[Any, ...], Any] = {}
         self._trap_blocks: dict[int | None, tuple[ir.Block, Any, Any]] = {}
+        self.guarded: dict[int, tuple[ir.Value, int]] = {}
+        """pc → (pointer, constant) of the accesses the current copy of a run emits
+        without a check (lower_run)."""
         self.ret_type = self.fn.function_type.return_type
         cfg = ml.cfg
         self.metered = cfg.fuel
@@ -859,6 +863,10 @@ class _FuncLowering:
         across calls (musl's printf_core: some 50 spills in its entry block).
         """
         b = self.b
+        g = self.guarded.get(self.pc) if self.guarded else None
+        if g is not None:  # covered by its run's merged check (lower_run)
+            p, off = g
+            return b.gep(p, [ir.Constant(I64, off)]) if off else p
         base, size = self.mem_base_and_size(mem)
         a = b.zext(addr, I64)
         ea = b.add(a, ir.Constant(I64, offset)) if offset else a
@@ -1022,26 +1030,99 @@ class _FuncLowering:
         top = _Frame("func", (), results, 0)
         self.frames.append(top)
         instrs = f.instrs
-        lowerings = LOWERINGS
+        runs = self._guard_runs()
         i = 0
         n = len(instrs)
         while i < n:
-            ins = instrs[i]
             if not self.live:
                 i = self.skip_unreachable(instrs, i)
-                ins = instrs[i]
-            self.pc = ins.pc
-            name = ins.op.name
-            handler = lowerings.get(name)
-            if handler is None:
-                feature = UNSUPPORTED.get(name, ins.op.feature)
-                raise UnsupportedFeature(feature, self.f.body_offset + ins.pc,
-                                         f"{name} in the native backend")
-            if self.metered:
-                self.charge(ins)
-            handler(self, ins)
-            i += 1
+            run = runs.get(i)
+            if run is not None:
+                self.lower_run(run)
+                i = run.end
+            else:
+                self.lower_instr(instrs[i])
+                i += 1
         eb.branch(self.fn.blocks[1])
+
+    def lower_instr(self, ins: Instr) -> None:
+        self.pc = ins.pc
+        name = ins.op.name
+        handler = LOWERINGS.get(name)
+        if handler is None:
+            feature = UNSUPPORTED.get(name, ins.op.feature)
+            raise UnsupportedFeature(feature, self.f.body_offset + ins.pc,
+                                     f"{name} in the native backend")
+        if self.metered:
+            self.charge(ins)
+        handler(self, ins)
+
+    def _guard_runs(self) -> dict[int, guards.Run]:
+        """Straight-line runs whose accesses share merged bounds checks (guards.py).
+        Not with fuel: its accounting is per instruction, in one copy."""
+        if self.metered:
+            return {}
+        ml = self.ml
+        eligible = {mem: ml.min_size(mem) for mem in range(len(ml.m.all_memories()))
+                    if mem != ml.cfg.state_memory and ml.min_size(mem) > 0}
+        if not eligible:
+            return {}
+        i32_locals = {k for k, t in enumerate(self.local_types) if t == I32}
+        return guards.find_runs(self.f, i32_locals, eligible)
+
+    def lower_run(self, run: guards.Run) -> None:
+        """Emit ``run`` twice: without the checks its merged checks cover, when they
+        pass, and exactly otherwise; the operand stacks meet in phis."""
+        b = self.b
+        ok = None
+        guarded: dict[int, tuple[ir.Value, int]] = {}
+        for g in run.groups:
+            base, size = self.mem_base_and_size(g.mem)
+            value = None
+            for local, factor in g.base:  # wrapping i32 arithmetic, as in Wasm
+                v = b.load(self.locals[local])
+                if factor != 1:
+                    v = b.mul(v, ir.Constant(I32, factor))
+                value = v if value is None else b.add(value, v)
+            a = b.zext(value, I64)
+            # p + lo >= 0 and p + hi <= size, as one unsigned compare (a negative
+            # p + lo wraps to a huge value); size - span cannot wrap (span <= minimum).
+            low = b.add(a, ir.Constant(I64, g.lo))
+            limit = b.sub(size, ir.Constant(I64, g.hi - g.lo), flags=["nuw"])
+            c = b.icmp_unsigned("<=", low, limit)
+            ok = c if ok is None else b.and_(ok, c)
+            p = b.gep(base, [a])
+            for pc, off in g.at.items():
+                guarded[pc] = (p, off)
+        assert ok is not None
+        fast = self.fn.append_basic_block("fast")
+        exact = self.fn.append_basic_block("exact")
+        joined = self.fn.append_basic_block("joined")
+        b.cbranch(ok, fast, exact).set_weights([2000, 1])
+        entry_stack = list(self.stack)
+        body = self.f.instrs[run.start:run.end]
+        ends = []
+        for block, checks in ((fast, guarded), (exact, {})):
+            self.stack = list(entry_stack)
+            self.guarded = checks
+            b.position_at_end(block)
+            for ins in body:
+                self.lower_instr(ins)
+            assert self.live
+            ends.append((b.block, self.stack))
+            b.branch(joined)
+        self.guarded = {}
+        b.position_at_end(joined)
+        (fast_end, fast_stack), (exact_end, exact_stack) = ends
+        merged = []
+        for x, y in zip(fast_stack, exact_stack, strict=True):
+            if x is not y:
+                phi = b.phi(x.type)
+                phi.add_incoming(x, fast_end)
+                phi.add_incoming(y, exact_end)
+                x = phi
+            merged.append(x)
+        self.stack = merged
 
     def _is_small_leaf(self) -> bool:
         """A function that calls nothing and has a small frame cannot exhaust the stack

@@ -1,0 +1,202 @@
+"""Merged bounds checks: which straight-line runs of a function share one check.
+
+Inside a run of instructions without control flow or calls, accesses whose address
+is a *base* plus a constant can be checked together before the run. A base is a
+local's value at the start of the run, or a (32-bit, wrapping) sum of a few times
+constants: ``local.get p; i32.load offset=8``, ``local.get p; i32.const -4; i32.add;
+i32.load``, ``local.get w; local.get i; i32.add; local.tee q; i32.load; local.get q;
+i32.load offset=36``, ``stack[sp - 1]`` as ``local.get s; local.get sp; i32.const 2;
+i32.shl; i32.add; i32.const -4; i32.add; i32.load``. If ``base + lo >= 0`` and ``base + hi <= size`` for the smallest added
+constant ``lo`` and the largest end ``hi`` (constant + offset + bytes), none of the
+accesses wraps in 32 bits or leaves the memory, and memories never shrink. The lowering then
+emits the run twice: a fast copy whose accesses in such groups have no check (and
+address ``base + p + constant``, which LLVM's alias analysis and addressing modes
+see through), taken when the merged checks pass, and the exact copy with a check per
+access, taken otherwise. So a trap, and the stores before it, stay exactly where Wasm
+puts them.
+
+This module only finds the runs; ``lower._FuncLowering.lower_run`` emits them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...ir.module import Function, Instr
+
+MAX_RUN = 400
+"""Longest run emitted twice (instructions): bounds the code a run can duplicate."""
+MAX_TERMS = 3
+"""Most locals summed into one base."""
+
+Terms = tuple[tuple[int, int], ...]
+Form = tuple[Terms, int]
+"""(the terms of a base, a constant added to it): see _groups. No terms: a constant."""
+
+_PLAIN_MEMORY = frozenset([
+    "i32.load", "i64.load", "f32.load", "f64.load",
+    "i32.load8_s", "i32.load8_u", "i32.load16_s", "i32.load16_u",
+    "i64.load8_s", "i64.load8_u", "i64.load16_s", "i64.load16_u",
+    "i64.load32_s", "i64.load32_u",
+    "i32.store", "i64.store", "f32.store", "f64.store",
+    "i32.store8", "i32.store16", "i64.store8", "i64.store16", "i64.store32",
+])
+_STACK_ONLY = frozenset(["local.get", "local.set", "local.tee", "global.get", "global.set",
+                         "drop", "select", "nop"])
+
+
+@dataclass
+class Group:
+    """Accesses to one memory through one base."""
+
+    mem: int
+    base: Terms
+    """(local, factor) pairs: the base is the sum of each local's value at the start
+    of the run times its factor, wrapped to 32 bits."""
+    lo: int
+    """Smallest constant added to the base (before the access's own offset)."""
+    hi: int
+    """Largest ``constant + offset + bytes``: the end of the furthest access."""
+    at: dict[int, int] = field(default_factory=dict)
+    """pc of each access → its ``constant + offset``."""
+
+
+@dataclass
+class Run:
+    start: int
+    """Index of the run's first instruction in the function's body."""
+    end: int
+    """Index one past its last instruction."""
+    groups: list[Group]
+
+
+def _signed32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def _in_run(ins: Instr) -> bool:
+    op = ins.op
+    if op.name in _STACK_ONLY:
+        return True
+    if op.special or op.prefix == 0xFD:
+        return False
+    return not op.name.startswith(("call", "return"))
+
+
+def find_runs(f: Function, i32_locals: set[int], eligible: dict[int, int],
+              min_accesses: int = 2) -> dict[int, Run]:
+    """Runs of ``f`` worth emitting twice, keyed by their first instruction's index.
+
+    ``i32_locals``: the locals that can hold a 32-bit address. ``eligible``: memory
+    index → the largest span (``hi - lo``) one merged check may cover (the memory's
+    declared minimum, so that ``size - span`` cannot wrap); memories not in it keep
+    a check per access. A group is worth its copy of the run when its accesses reach
+    at least ``min_accesses`` different addresses."""
+    runs: dict[int, Run] = {}
+    instrs = f.instrs
+    i, n = 0, len(instrs)
+    while i < n:
+        if not _in_run(instrs[i]):
+            i += 1
+            continue
+        start = i
+        while i < n and i - start < MAX_RUN and _in_run(instrs[i]):
+            i += 1
+        groups = _groups(instrs[start:i], i32_locals, eligible, min_accesses)
+        if groups:
+            runs[start] = Run(start, i, groups)
+    return runs
+
+
+def _groups(run: list[Instr], i32_locals: set[int], eligible: dict[int, int],
+            min_accesses: int) -> list[Group]:
+    """Simulate the operand stack symbolically: an entry is ``(base, c)`` (a base, see
+    the module docstring, plus c), ``((), c)`` for an i32 constant, or None. A local
+    written in the run holds the form of what was written: after ``local.tee q`` of
+    ``p + 80``, ``local.get q`` reads ``p + 80``, p's value at the start of the run."""
+    stack: list[Form | None] = []
+    forms: dict[int, Form | None] = {}
+    found: dict[tuple[int, Terms], Group] = {}
+
+    def pop() -> Form | None:
+        return stack.pop() if stack else None
+
+    for ins in run:
+        name = ins.op.name
+        if name == "local.get":
+            if ins.imm in forms:
+                stack.append(forms[ins.imm])
+            else:
+                stack.append((((ins.imm, 1),), 0) if ins.imm in i32_locals else None)
+        elif name == "local.set":
+            forms[ins.imm] = pop()
+        elif name == "local.tee":
+            forms[ins.imm] = stack[-1] if stack else None
+        elif name == "i32.const":
+            stack.append(((), _signed32(ins.imm)))
+        elif name == "i32.add":
+            y, x = pop(), pop()
+            stack.append(_sum(x, y))
+        elif name == "i32.sub":
+            y, x = pop(), pop()
+            stack.append(_sum(x, _scaled(y, ((), -1))))
+        elif name == "i32.mul":
+            y, x = pop(), pop()
+            stack.append(_scaled(x, y) or _scaled(y, x))
+        elif name == "i32.shl":
+            y, x = pop(), pop()
+            stack.append(_scaled(x, ((), 1 << (y[1] & 31))) if y and not y[0] else None)
+        elif name in _PLAIN_MEMORY:
+            if ins.op.is_store:
+                pop()
+            addr = pop()
+            _align, offset, mem = ins.imm
+            if addr is not None and addr[0] and mem in eligible:
+                base, c = addr
+                key = (mem, base)
+                end = c + offset + ins.op.mem_bytes
+                g = found.get(key)
+                lo, hi = (c, end) if g is None else (min(g.lo, c), max(g.hi, end))
+                if hi - lo <= eligible[mem]:
+                    if g is None:
+                        g = found[key] = Group(mem, base, lo, hi)
+                    g.lo, g.hi = lo, hi
+                    g.at[ins.pc] = c + offset
+            if ins.op.is_load:
+                stack.append(None)
+        elif name == "drop":
+            pop()
+        elif name == "select":
+            pop(), pop(), pop()
+            stack.append(None)
+        else:
+            for _ in ins.op.pops:
+                pop()
+            stack.extend(None for _ in ins.op.pushes)
+    # Accesses at one address already share one check (LLVM merges equal compares).
+    return [g for g in found.values() if len(set(g.at.values())) >= min_accesses]
+
+
+def _form(terms: dict[int, int], c: int) -> Form | None:
+    base = tuple(sorted((k, f) for k, f in terms.items() if f))
+    if len(base) > MAX_TERMS or not -(1 << 31) <= c < (1 << 31):
+        return None
+    return base, c
+
+
+def _sum(x: Form | None, y: Form | None) -> Form | None:
+    if x is None or y is None:
+        return None
+    terms = dict(x[0])
+    for k, f in y[0]:
+        terms[k] = (terms.get(k, 0) + f) & 0xFFFFFFFF
+    return _form(terms, x[1] + y[1])
+
+
+def _scaled(x: Form | None, y: Form | None) -> Form | None:
+    """x times the constant y (mod 2**32, which distributes over the wrapping sum)."""
+    if x is None or y is None or y[0]:
+        return None
+    k = y[1]
+    return _form({n: (f * k) & 0xFFFFFFFF for n, f in x[0]}, x[1] * k)
