@@ -28,7 +28,9 @@ share one TBAA tag, since one memory may be imported twice; an imported
 mutable global's slot holds the address of the exporter's slot.
 
 Sandboxing: every memory access is checked against the memory's current size
-(a constant for memories whose minimum equals their maximum), call_indirect
+(a constant for memories whose minimum equals their maximum); in a straight-line
+run, the accesses through one base share one check made before the run, with the
+run's exact copy as the fallback (guards.py, `_FuncLowering.lower_run`); call_indirect
 checks the index, null and signature (against ``ctx->sig_ids``: process-wide
 ids, so funcrefs of any instance compare; a funcref of another instance is
 called between ``rt_enter``/``rt_leave``), and every function checks its stack
