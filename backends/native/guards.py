@@ -33,7 +33,7 @@ Terms = tuple[tuple[int, int], ...]
 Form = tuple[Terms, int]
 """(the terms of a base, a constant added to it): see _groups. No terms: a constant."""
 
-_PLAIN_MEMORY = frozenset([
+PLAIN_MEMORY = frozenset([
     "i32.load", "i64.load", "f32.load", "f64.load",
     "i32.load8_s", "i32.load8_u", "i32.load16_s", "i32.load16_u",
     "i64.load8_s", "i64.load8_u", "i64.load16_s", "i64.load16_u",
@@ -147,7 +147,7 @@ def _groups(run: list[Instr], i32_locals: set[int], eligible: dict[int, int],
         elif name == "i32.shl":
             y, x = pop(), pop()
             stack.append(_scaled(x, ((), 1 << (y[1] & 31))) if y and not y[0] else None)
-        elif name in _PLAIN_MEMORY:
+        elif name in PLAIN_MEMORY:
             if ins.op.is_store:
                 pop()
             addr = pop()

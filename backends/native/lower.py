@@ -1062,7 +1062,7 @@ class _FuncLowering:
     def _guard_runs(self) -> dict[int, guards.Run]:
         """Straight-line runs whose accesses share merged bounds checks (guards.py).
         Not with fuel: its accounting is per instruction, in one copy."""
-        if self.metered:
+        if self.metered or self._probed():
             return {}
         ml = self.ml
         eligible = {mem: ml.min_size(mem) for mem in range(len(ml.m.all_memories()))
@@ -1071,6 +1071,14 @@ class _FuncLowering:
             return {}
         i32_locals = {k for k, t in enumerate(self.local_types) if t == I32}
         return guards.find_runs(self.f, i32_locals, eligible)
+
+    def _probed(self) -> bool:
+        """Whether the function updates probe state. Its runs keep a check per access:
+        there, copies cost more than the checks they save (native icount on bytecode's
+        interpreter loop 1.13 -> 1.8x wasmtime, though its uninstrumented code gains)."""
+        state = self.ml.cfg.state_memory
+        return state is not None and any(
+            ins.op.name in guards.PLAIN_MEMORY and ins.imm[2] == state for ins in self.f.instrs)
 
     def lower_run(self, run: guards.Run) -> None:
         """Emit ``run`` twice: without the checks its merged checks cover, when they
