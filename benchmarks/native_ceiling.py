@@ -1,17 +1,22 @@
 """How fast could the native backend be without its exactness costs? A measurement only.
 
-    python benchmarks/native_ceiling.py [--programs nbody,sha] [--rounds 5]
+    python benchmarks/native_ceiling.py [--programs nbody,sha] [--rounds 5] [--clang]
 
-Compiles each program with the native backend four times, three of them with parts of
-the lowering switched off that exact Wasm semantics need, and times them interleaved
-with plain wasmtime in one process (guest thread CPU time, minimum over the rounds):
+Compiles each program with the native backend five times, four of them with parts of
+the lowering switched off, and times them interleaved with plain wasmtime in one
+process (guest thread CPU time, minimum over the rounds):
 
 * ``shipped``: the backend as it is;
+* ``per-access``: a bounds check on every access (no merged checks, guards.py);
 * ``unchecked``: no bounds check on any memory access (what a guard-page scheme would
   remove; unsafe: an out-of-bounds access is a segfault);
 * ``no-frames``: no frame record before calls and no call-depth check, only the native
   stack check (backtraces and runaway tail recursion are then wrong);
 * ``unsafe``: both.
+
+``--clang`` adds ``clang-x86``: the same C compiled by the ``ziglang`` clang straight to
+x86-64 Linux (``-O2``, musl, no Wasm and no sandbox), run as a process (its CPU time:
+what LLVM makes of these programs when nothing of Wasm is in the way).
 
 It prints each variant's run time over wasmtime's, per program and as a geomean. The
 variants patch private methods of the lowering for the length of this process and
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +44,8 @@ import bench_native  # noqa: E402
 from probes.backends.native import lower  # noqa: E402
 
 FL = lower._FuncLowering
-SHIPPED = {name: getattr(FL, name) for name in ("address", "record_frame", "prologue")}
+SHIPPED = {name: getattr(FL, name)
+           for name in ("address", "record_frame", "prologue", "_guard_runs")}
 
 
 def _unchecked_address(self: Any, mem: int, addr: Any, offset: int, nbytes: int) -> Any:
@@ -61,9 +69,10 @@ def _stack_check_only(self: Any) -> None:
 NO_FRAMES = {"record_frame": _no_record, "prologue": _stack_check_only}
 VARIANTS: dict[str, dict[str, Callable[..., Any]]] = {
     "shipped": {},
-    "unchecked": {"address": _unchecked_address},
+    "per-access": {"_guard_runs": lambda self: {}},
+    "unchecked": {"address": _unchecked_address, "_guard_runs": lambda self: {}},
     "no-frames": NO_FRAMES,
-    "unsafe": {"address": _unchecked_address, **NO_FRAMES},
+    "unsafe": {"address": _unchecked_address, "_guard_runs": lambda self: {}, **NO_FRAMES},
 }
 
 
@@ -77,32 +86,60 @@ def compile_variant(program: str, variant: str) -> Any:
             setattr(FL, name, shipped)
 
 
+def _thread_time(run: Callable[[], Any]) -> Callable[[], float]:
+    def timed() -> float:
+        t = time.thread_time()
+        run()
+        return time.thread_time() - t
+    return timed
+
+
+def clang_x86(program: str, out_dir: str) -> Callable[[], float]:
+    """The program compiled for x86-64 Linux; a run returns the child's CPU time."""
+    exe = Path(out_dir) / program
+    src = bench_native.PROGRAMS_DIR / f"{program}.c"
+    subprocess.run([sys.executable, "-m", "ziglang", "cc", "--target=x86_64-linux-musl",
+                    "-O2", str(src), "-o", str(exe)], check=True)
+
+    def run() -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([str(exe)], stdout=subprocess.DEVNULL, check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return run
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--programs", default=",".join(bench_native.PROGRAMS))
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--clang", action="store_true",
+                   help="also time the C compiled straight to x86-64 (clang-x86)")
     args = p.parse_args()
-    ratios: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    print(f"{'program':<11}{'wasmtime':>9}" + "".join(f"{v:>11}" for v in VARIANTS))
+    columns = [*VARIANTS, *(["clang-x86"] if args.clang else [])]
+    ratios: dict[str, list[float]] = {v: [] for v in columns}
+    print(f"{'program':<11}{'wasmtime':>9}" + "".join(f"{v:>11}" for v in columns))
+    scratch = tempfile.mkdtemp()
     for prog in args.programs.split(","):
         wasmtime_run, _ = bench_native._wasmtime_runner(
             (bench_native.PROGRAMS_DIR / f"{prog}.wasm").read_bytes())
-        exes = {v: compile_variant(prog, v) for v in VARIANTS}
-        runs: dict[str, Callable[[], Any]] = {"wasmtime": wasmtime_run}
-        runs.update({v: (lambda exe=exe: bench_native._native_run(exe)) for v, exe in exes.items()})
+        runs: dict[str, Callable[[], float]] = {"wasmtime": _thread_time(wasmtime_run)}
+        for v in VARIANTS:
+            exe = compile_variant(prog, v)
+            runs[v] = _thread_time(lambda exe=exe: bench_native._native_run(exe))
+        if args.clang:
+            runs["clang-x86"] = clang_x86(prog, scratch)
         best = dict.fromkeys(runs, math.inf)
         for _ in range(args.rounds):
             for name, run in runs.items():
-                t = time.thread_time()
-                run()
-                best[name] = min(best[name], time.thread_time() - t)
+                best[name] = min(best[name], run())
         base = best["wasmtime"]
-        for v in VARIANTS:
+        for v in columns:
             ratios[v].append(best[v] / base)
-        print(f"{prog:<11}{base:>8.3f}s" + "".join(f"{best[v] / base:>10.3f}x" for v in VARIANTS),
+        print(f"{prog:<11}{base:>8.3f}s" + "".join(f"{best[v] / base:>10.3f}x" for v in columns),
               flush=True)
     geo = {v: math.exp(sum(map(math.log, r)) / len(r)) for v, r in ratios.items()}
-    print(f"{'geomean':<11}{'':>9}" + "".join(f"{geo[v]:>10.3f}x" for v in VARIANTS))
+    print(f"{'geomean':<11}{'':>9}" + "".join(f"{geo[v]:>10.3f}x" for v in columns))
 
 
 if __name__ == "__main__":
