@@ -181,15 +181,43 @@ def test_a_run_traps_where_wasm_does_with_the_same_stores_done(
     wasm.close()
 
 
-def test_the_generated_runs_are_merged(native: Any) -> None:
-    """The property above exercises merged checks (not only the exact copy)."""
+def test_the_generated_runs_are_merged(native: Any, monkeypatch: Any) -> None:
+    """The property above exercises merged checks (not only the exact copy): the lowering
+    emits the run of a generated module in two copies, with three merged checks."""
+    from probes.backends.native import lower
+
     m = decode(_module([("i32.store", "p", 0, 0), ("i32.load", "p", 0, 4),
                         ("i64.load", "pq", -8, 0), ("i32.store8", "pq", 4, 0),
                         ("i32.load", "t", 0, 0), ("i32.load16_s", "t", 4, 0)], 2))
-    runs = guards.find_runs(m.functions[0], {0, 1, 2}, {0: SIZE})
-    (run,) = runs.values()
-    assert len(run.groups) == 3
+    lowered: list[guards.Run] = []
+    original = lower._FuncLowering.lower_run
+
+    def spy(self: Any, run: guards.Run) -> None:
+        lowered.append(run)
+        original(self, run)
+
+    monkeypatch.setattr(lower._FuncLowering, "lower_run", spy)
     nat = native.compile(m, None, OPTS).instantiate()
+    assert [len(run.groups) for run in lowered] == [3]
     assert nat.call("f", 100, 3) == WasmBackend().compile(
         m, None, CompileOptions(cache=False)).instantiate().call("f", 100, 3)
     nat.close()
+
+
+def test_functions_with_probes_keep_a_check_per_access(native: Any, monkeypatch: Any) -> None:
+    from probes.backends.native import lower
+    from probes.monitors import create
+    from probes.probeset import ProbeSet
+
+    m = decode(_module([("i32.load", "p", 0, 0), ("i32.load", "p", 0, 4)], 1))
+    calls: list[int] = []
+    original = lower._FuncLowering.lower_run
+    monkeypatch.setattr(lower._FuncLowering, "lower_run",
+                        lambda self, run: (calls.append(self.index), original(self, run)))
+    native.compile(m, None, OPTS)
+    assert calls == [0]
+    calls.clear()
+    ps = ProbeSet(m)
+    create("icount").attach(m, ps)
+    native.compile(m, ps, OPTS)
+    assert calls == []
