@@ -2,18 +2,24 @@
 
 Inside a run of instructions without control flow or calls, accesses whose address
 is a *base* plus a constant can be checked together before the run. A base is a
-local's value at the start of the run, or a (32-bit, wrapping) sum of a few times
-constants: ``local.get p; i32.load offset=8``, ``local.get p; i32.const -4; i32.add;
-i32.load``, ``local.get w; local.get i; i32.add; local.tee q; i32.load; local.get q;
-i32.load offset=36``, ``stack[sp - 1]`` as ``local.get s; local.get sp; i32.const 2;
-i32.shl; i32.add; i32.const -4; i32.add; i32.load``. If ``base + lo >= 0`` and ``base + hi <= size`` for the smallest added
-constant ``lo`` and the largest end ``hi`` (constant + offset + bytes), none of the
-accesses wraps in 32 bits or leaves the memory, and memories never shrink. The lowering then
-emits the run twice: a fast copy whose accesses in such groups have no check (and
-address ``base + p + constant``, which LLVM's alias analysis and addressing modes
-see through), taken when the merged checks pass, and the exact copy with a check per
-access, taken otherwise. So a trap, and the stores before it, stay exactly where Wasm
-puts them.
+local's value at the start of the run, or a (32-bit, wrapping) sum of a few of them
+times constants:
+
+* ``local.get p; i32.load offset=8`` and ``local.get p; i32.const -4; i32.add;
+  i32.load``: base p;
+* ``local.get w; local.get i; i32.add; local.tee q; i32.load; local.get q;
+  i32.load offset=36``: base w + i;
+* ``stack[sp - 1]``, ``local.get s; local.get sp; i32.const 2; i32.shl; i32.add;
+  i32.const -4; i32.add; i32.load``: base s + 4*sp.
+
+If ``base + lo >= 0`` and ``base + hi <= size``, for the smallest added constant
+``lo`` and the largest end ``hi`` (constant + offset + bytes), none of the accesses
+wraps in 32 bits or leaves the memory, for the whole run: memories never shrink.
+The lowering then emits the run twice: a fast copy, taken when the merged checks
+pass, whose grouped accesses have no check and address ``membase + base +
+constant`` (which LLVM's alias analysis and addressing modes see through); and the
+exact copy, with a check per access, taken otherwise. So a trap, and the stores
+before it, stay exactly where Wasm puts them.
 
 This module only finds the runs; ``lower._FuncLowering.lower_run`` emits them.
 """
