@@ -67,12 +67,14 @@ def _stack_check_only(self: Any) -> None:
 
 
 NO_FRAMES = {"record_frame": _no_record, "prologue": _stack_check_only}
+PER_ACCESS = {"_guard_runs": lambda self: {}}
+UNCHECKED = {"address": _unchecked_address, **PER_ACCESS}
 VARIANTS: dict[str, dict[str, Callable[..., Any]]] = {
     "shipped": {},
-    "per-access": {"_guard_runs": lambda self: {}},
-    "unchecked": {"address": _unchecked_address, "_guard_runs": lambda self: {}},
+    "per-access": PER_ACCESS,
+    "unchecked": UNCHECKED,
     "no-frames": NO_FRAMES,
-    "unsafe": {"address": _unchecked_address, "_guard_runs": lambda self: {}, **NO_FRAMES},
+    "unsafe": {**UNCHECKED, **NO_FRAMES},
 }
 
 
