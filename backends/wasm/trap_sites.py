@@ -63,10 +63,21 @@ def _runs_into_unreachable(instrs: Sequence[Instr], k: int,
         if name == "else":  # the end of a then-arm: on after the if
             k = else_to_end[k] + 1 if k in else_to_end else -1
             continue
-        if name not in _FREE:
+        if name not in _FREE and not _dead_at_trap(instrs[k]):
             return None
         k += 1
     return None
+
+
+def _dead_at_trap(ins: Instr) -> bool:
+    """Whether nothing of ``ins`` can be seen once a trap follows it: constants,
+    locals, drops and arithmetic that cannot trap (Cranelift deletes them ahead of
+    an ``unreachable`` and reports the branch before them)."""
+    op = ins.op
+    if op.name in ("local.get", "local.set", "local.tee", "drop"):
+        return True
+    return (op.prefix is None and not op.special and not op.traps and not op.mem_bytes
+            and op.name[:4] in ("i32.", "i64.", "f32.", "f64."))
 
 
 def folded_unreachable(instrs: Sequence[Instr], index: int) -> int:

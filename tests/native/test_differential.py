@@ -204,6 +204,9 @@ FUSED = {
     "then_nop": ("(func (export \"f\") (param i32) (if (local.get 0) (then nop unreachable)))",
                  1),
     "then": ("(func (export \"f\") (param i32) (if (local.get 0) (then unreachable)))", 1),
+    "then_dead_locals": ("(func (export \"f\") (param i32) (local i32) (if (local.get 0) "
+                         "(then (local.set 1 (i32.add (local.get 0) (i32.const 1))) "
+                         "unreachable)))", 1),
     "load_into_ceil": ("(memory 1) (global $g (mut i64) (i64.const 0)) (func (export \"f\") "
                        "(param i32) (global.set $g (i64.reinterpret_f64 (f64.ceil "
                        "(f64.load (local.get 0))))))", 65536),
