@@ -437,8 +437,11 @@ class NativeBackend:
             raise ProbesError("the fuel budget must be positive")
         probes = probes if probes is not None else ProbeSet(module)
         snapshot = probes.copy()
+        # Fuel and interrupt checks sit at loop headers here (lower.py), not in
+        # the woven code, but stop runs there all the same.
         woven = weave(module, snapshot, options.trace_capacity, options.dynamic,
-                      count_tree=options.count_tree)
+                      count_tree=options.count_tree,
+                      interruptible=options.interruptible or bool(options.fuel))
         wm = decode(woven.wasm)
         stats = CompileStats()
         opt = max(0, min(3, int(options.opt_level)))

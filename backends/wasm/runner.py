@@ -181,7 +181,8 @@ class WasmBackend:
         # The budget is metered by the woven code (probe code costs nothing), not
         # by wasmtime's fuel, which would charge the probes' instructions too.
         woven = weave(module, snapshot, options.trace_capacity, options.dynamic,
-                      fuel=bool(options.fuel), count_tree=options.count_tree)
+                      fuel=bool(options.fuel), count_tree=options.count_tree,
+                      interruptible=options.interruptible)
         engine = _engine(options.interruptible)
         try:
             compiled = _compile_cached(engine, woven.wasm, options)

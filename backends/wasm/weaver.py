@@ -103,6 +103,22 @@ def _wide_flag(instrs: list[Instr], block: CountingBlock) -> bool:
     return block.first > 0 and instrs[block.first - 1].op.name in _CALLS
 
 
+def _completes_once_entered(instrs: list[Instr], block: CountingBlock,
+                            probes_at: dict[int, list[Probe]]) -> bool:
+    """Whether a coverage class ending in ``block`` may flag itself before the
+    ``loop`` that ``block`` begins: nothing in the block can stop the run before
+    its last instruction (no trap, no probe that calls the host), so entering
+    the loop, which enters the block, completes the class. A branch to the loop
+    comes from inside it, so the flag is exact and stored once per loop entry
+    instead of once per iteration. Only without interrupts, fuel or dynamic
+    probes: those stop a run at a loop header, which could be its first entry."""
+    if block.traps_inside or block.first == 0 or instrs[block.first - 1].op.name != "loop":
+        return False
+    return not any(not isinstance(p, (CountProbe, CoverageProbe, OperandProbe))
+                   for i in range(block.first, block.last + 1)
+                   for p in probes_at.get(instrs[i].pc, ()))
+
+
 @dataclass
 class _ControlFrames:
     """The control frames around each instruction of a body (`_control_frames`)."""
@@ -206,7 +222,8 @@ class Layout:
     cov_flags: dict[tuple[int, int], int] = field(default_factory=dict)
     """(func, block first index) -> flag set (first byte nonzero; flags are 1 or
     4 bytes) when the block's coverage class reaches its last instruction
-    (blocks of one class share the flag)."""
+    (blocks of one class share the flag), or already when its loop is entered
+    if nothing can stop the run on the way (`_completes_once_entered`)."""
     cov_implied: dict[tuple[int, int], tuple[tuple[int, int], ...]] = field(
         default_factory=dict)
     """(func, block first index) -> (func, first index) of the blocks after its
@@ -296,9 +313,10 @@ class _CoveragePlan:
 class _Weaver:
     def __init__(self, module: Module, probes: ProbeSet, trace_capacity: int,
                  dynamic: bool, coverage_classes: bool, fuel: bool = False,
-                 count_tree: bool = False) -> None:
+                 count_tree: bool = False, interruptible: bool = False) -> None:
         self.m = module
         self.count_tree = count_tree
+        self.interruptible = interruptible
         self.ps = probes
         self.dynamic = dynamic
         self.coverage_classes = coverage_classes
@@ -575,7 +593,8 @@ class _Weaver:
             # class whose completion shows in the blocks after it gets no store.
             if plan.idom is not None:
                 layout.cov_idom[f.index] = plan.idom
-            flag_of: dict[int, int] = {}
+            hoist = not (self.dynamic or global_site or self.fuel or self.interruptible)
+            flag_at: dict[int, int] = {}  # instruction index -> flag stored before it
             for first in sorted(plan.want):
                 last = plan.last[plan.pos_of[first]]
                 after = plan.implied[last]
@@ -583,11 +602,15 @@ class _Weaver:
                     layout.cov_implied[(f.index, first)] = tuple(
                         (g, self._plans[g].blocks[w].first) for g, w in after)
                     continue
-                off = flag_of.get(last)
+                block = blocks[last]
+                at = block.last
+                if hoist and _completes_once_entered(instrs, block, probes_at):
+                    at = block.first - 1  # its `loop`: once per entry, not per iteration
+                off = flag_at.get(at)
                 if off is None:
-                    wide = _wide_flag(instrs, blocks[last])
-                    off = flag_of[last] = layout.alloc(4, 4) if wide else layout.alloc(1, 1)
-                    flags_before[blocks[last].last] = self.flag_store(off, wide)
+                    wide = at == block.last and _wide_flag(instrs, block)
+                    off = flag_at[at] = layout.alloc(4, 4) if wide else layout.alloc(1, 1)
+                    flags_before[at] = self.flag_store(off, wide)
                 layout.cov_flags[(f.index, first)] = off
 
         # Per-location probes that are not plain counts/coverage, in index order.
@@ -1022,7 +1045,7 @@ def _union_reads(probes: Iterable[Probe]) -> FrameReads:
 
 def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
           dynamic: bool = False, coverage_classes: bool = True, fuel: bool = False,
-          count_tree: bool = False) -> Woven:
+          count_tree: bool = False, interruptible: bool = False) -> Woven:
     """Instrument ``module`` with the probes in ``probes``.
 
     With ``dynamic``, every instruction gets an armed site (a flag test and a
@@ -1032,6 +1055,8 @@ def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
     the host completes coverage from the innermost frame when a run stops.
     With ``fuel``, every function meters an instruction budget held in an
     exported global (`_Weaver.fuel_code`).
+    With ``interruptible``, the run may stop at any loop header (Ctrl-C), so
+    coverage flags stay inside loops (`_completes_once_entered`).
     With ``count_tree``, counters go only on blocks off a spanning tree of each
     function's flow graph (count_tree.py, `Layout.count_trees`); without it,
     every counted block has its own counter (the layout `probes instrument`
@@ -1040,5 +1065,5 @@ def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
     """
     check_module(module)
     return _Weaver(module, probes, trace_capacity, dynamic, coverage_classes, fuel,
-                   count_tree).run()
+                   count_tree, interruptible).run()
 

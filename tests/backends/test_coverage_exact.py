@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
 from probes.backends.base import CompileOptions, WasiOptions, get_backend
@@ -162,6 +162,60 @@ def test_stops_accumulate_over_calls(backend: Any, compile_options: CompileOptio
     assert _disagreements(pairs) == []
 
 
+LOOP_WAT = """
+(module
+  (func $step (param $i i32) (param $k i32) (result i32)
+    (i32.div_u (i32.const 10) (i32.sub (local.get $k) (local.get $i))))
+  (func (export "run") (param $k i32) (result i32) (local $i i32) (local $s i32)
+    (loop $l
+      (local.set $s (i32.add (local.get $s) (call $step (local.get $i) (local.get $k))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 5))))
+    (local.get $s)))
+"""
+
+
+def _header_flag_before_loop(m: Module, ps: ProbeSet, **options: Any) -> bool:
+    """Whether the flag of $run's loop header class is stored before its `loop`."""
+    woven = weave(m, ps, **options)
+    run = m.function(1)
+    header = [k for k, ins in enumerate(run.instrs) if ins.op.name == "loop"][0] + 1
+    off = woven.layout.cov_flags[(run.index, header)]
+    state = len(m.all_memories())
+    body = decode(woven.wasm).function(run.index).instrs
+    at = [k for k, ins in enumerate(body) if ins.op.name == "i32.store8"
+          and ins.imm[2] == state and ins.imm[1] == off]
+    loop = [k for k, ins in enumerate(body) if ins.op.name == "loop"]
+    assert len(at) == 1 and len(loop) == 1
+    return at[0] < loop[0]
+
+
+@pytest.mark.parametrize("k, expected", [
+    (0, ("trap", "integer divide by zero")),   # in the first iteration's call
+    (3, ("trap", "integer divide by zero")),   # in the fourth
+    (9, ("ok", 10 // 9 + 10 // 8 + 10 // 7 + 10 // 6 + 10 // 5)),
+])
+def test_a_loop_header_that_cannot_stop_is_flagged_once_per_entry(
+        backend: Any, k: int, expected: Any, compile_options: CompileOptions) -> None:
+    """The loop's first block holds nothing that can stop the run before its call,
+    so entering the loop completes it: its flag is stored before the `loop`, not
+    in every iteration. The block after the call keeps its flag inside (a stop in
+    the first iteration's call leaves it uncovered). Not with interrupts or fuel,
+    which stop runs at loop headers, first entry included."""
+    m = decode(assemble(LOOP_WAT))
+    ps, pairs = _instrument(m)
+    assert _header_flag_before_loop(m, ps)
+    assert not _header_flag_before_loop(m, ps, interruptible=True)
+    assert not _header_flag_before_loop(m, ps, fuel=True)
+    inst = backend.compile(m, ps, compile_options).instantiate(wasi=WasiOptions())
+    assert _outcome(inst, "run", k) == expected
+    assert _disagreements(pairs) == []
+    call = next(ins.pc for ins in m.function(1).instrs if ins.op.name == "call")
+    assert pairs[Location(1, call)][0].hit
+    after_call = [cov.hit for loc, (cov, _) in pairs.items() if loc.func == 1 and loc.pc > call]
+    assert any(after_call) == (k != 0)
+
+
 # -- random modules (wasm backend: the one that shares flags) ---------------------------------
 def _generated() -> Any:
     """Random modules with every function exported (so every one is called)."""
@@ -228,6 +282,29 @@ def test_random_modules_have_classes_shown_by_returns() -> None:
 
     find(_called_directly(), shown_by_returns, settings=settings(
         max_examples=200, database=None, suppress_health_check=list(HealthCheck)))
+
+
+def test_random_modules_have_loop_headers_flagged_once_per_entry() -> None:
+    """Non-vacuous: the random modules above include loops whose header class is
+    flagged before the `loop`."""
+    def hoisted(m: Module) -> bool:
+        ps, _ = _instrument(m)
+        return _hoisted_flags(m, weave(m, ps)) > 0
+
+    find(_generated(), hoisted, settings=settings(
+        max_examples=300, database=None, phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck)))
+
+
+def _hoisted_flags(m: Module, woven: Any) -> int:
+    """Coverage flags of the woven module stored right before a `loop`."""
+    state = len(m.all_memories())
+    n = 0
+    for f in decode(woven.wasm).functions:
+        body = f.instrs
+        n += sum(1 for k in range(len(body) - 1) if body[k + 1].op.name == "loop"
+                 and body[k].op.name in ("i32.store8", "i32.store") and body[k].imm[2] == state)
+    return n
 
 
 def _check_random(m: Module, seeds: list[int]) -> None:
