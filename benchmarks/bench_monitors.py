@@ -30,6 +30,12 @@ Options added to pyperf's:
                             thread running the guest, ``time.thread_time``, which
                             leaves out the time the process waits for a core on a
                             busy machine; ``wall``: ``time.perf_counter``)
+``--layouts K``             measure every benchmark in K code layouts
+                            (layouts.py): each builds the program K times,
+                            shifted, and its runs take the layouts in turn, so
+                            with ``--values K`` (a multiple of K) each layout
+                            gives the same number of values; report with
+                            ``report.py --stat mean`` (default 1: as built)
 
 Defaults (override with the usual pyperf options): ``--processes 1 --values 3
 --warmups 1 --loops 1`` — 4 runs of ~1-3 s per benchmark, so the full suite
@@ -127,8 +133,13 @@ def selected_programs(args: argparse.Namespace) -> list[str]:
 
 
 # -- running -------------------------------------------------------------------------------
-def program_bytes(name: str) -> bytes:
-    return (PROGRAMS_DIR / f"{name}.wasm").read_bytes()
+def program_bytes(name: str, layout: int = 0) -> bytes:
+    """The program's binary, in code layout ``layout`` (layouts.py)."""
+    data = (PROGRAMS_DIR / f"{name}.wasm").read_bytes()
+    if layout:
+        from layouts import shifted
+        data = shifted(data, layout)
+    return data
 
 
 def wasi_options(name: str) -> Any:
@@ -198,14 +209,14 @@ def check_exit(name: str, variant: str, code: int) -> None:
         raise RuntimeError(f"{name} ({variant}) exited with status {code}")
 
 
-def monitor_variant(name: str, variant: str) -> WovenProgram:
+def monitor_variant(name: str, variant: str, layout: int = 0) -> WovenProgram:
     """``none`` (empty ProbeSet) or one monitor attached alone."""
     from probes.backends.base import CompileOptions
     from probes.ir import decode
     from probes.monitors import create
     from probes.probeset import ProbeSet
 
-    module = decode(program_bytes(name))
+    module = decode(program_bytes(name, layout))
     ps = ProbeSet(module)
     opts = CompileOptions()
     if variant != "none":
@@ -217,22 +228,29 @@ def monitor_variant(name: str, variant: str) -> WovenProgram:
     return WovenProgram(name, variant, module, ps, opts)
 
 
-def timed(make: Callable[[], Any]) -> Callable[[int], float]:
+def timed(make: Callable[..., Any], layouts: int = 1) -> Callable[[int], float]:
     """A pyperf time function: builds the program on first use (untimed), then
-    sums the run times of ``loops`` runs."""
-    state: dict[str, Any] = {}
+    sums the run times of ``loops`` runs. With ``layouts`` > 1, ``make(k)``
+    builds layout k, and successive calls take the layouts in turn."""
+    progs: list[Any] = []
+    calls = [0]
 
     def time_func(loops: int) -> float:
-        prog = state.get("prog")
-        if prog is None:
-            prog = state["prog"] = make()
+        if not progs:
+            progs.extend([make()] if layouts == 1 else [make(k) for k in range(layouts)])
+        prog = progs[calls[0] % len(progs)]
+        calls[0] += 1
         return sum(prog.run() for _ in range(loops))
 
     return time_func
 
 
 def main() -> None:
-    runner = make_runner(__doc__.splitlines()[0])
+    def layouts_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--layouts", type=int, default=1,
+                       help="code layouts per benchmark, taken in turn (default 1)")
+
+    runner = make_runner(__doc__.splitlines()[0], layouts_arg, forward=("layouts",))
     fast = quick_mode(runner)
     args = runner.args
     programs = selected_programs(args)
@@ -250,12 +268,18 @@ def main() -> None:
         # Workers must register exactly the same benchmarks in the same order.
         args.programs = ",".join(programs)
         args.variants = ",".join(variants)
+    if args.layouts < 1:
+        raise SystemExit("--layouts must be at least 1")
     for name in programs:
         for variant in variants:
-            func = timed(partial(PlainProgram, name) if variant == "plain"
-                         else partial(monitor_variant, name, variant))
-            runner.bench_time_func(f"{name}/{variant}", func,
-                                   metadata={"program": name, "variant": variant})
+            if variant == "plain":
+                def make(k: int = 0, name: str = name) -> PlainProgram:
+                    return PlainProgram(name, program_bytes(name, k))
+            else:
+                make = partial(monitor_variant, name, variant)
+            runner.bench_time_func(f"{name}/{variant}", timed(make, args.layouts),
+                                   metadata={"program": name, "variant": variant,
+                                             "layouts": args.layouts})
 
 
 if __name__ == "__main__":

@@ -68,6 +68,16 @@ def _runner() -> pyperf.Runner:
     return runner
 
 
+def program_bytes(program: str, layout: int = 0) -> bytes:
+    """The program's binary, in code layout ``layout`` (layouts.py)."""
+    data = (PROGRAMS_DIR / f"{program}.wasm").read_bytes()
+    if layout:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from layouts import shifted
+        data = shifted(data, layout)
+    return data
+
+
 def _wasmtime_runner(wasm: bytes) -> tuple[Callable[[], None], float]:
     import wasmtime
 
@@ -94,14 +104,16 @@ def _wasmtime_runner(wasm: bytes) -> tuple[Callable[[], None], float]:
     return run, compile_s
 
 
-def _native_exe(program: str, variant: str, cache_dir: str, cache: bool) -> Any:
-    import probes
+def _native_exe(program: str, variant: str, cache_dir: str, cache: bool,
+                layout: int = 0) -> Any:
+    """The program compiled by the native backend (``layout``: layouts.py)."""
     from probes.backends.base import CompileOptions
     from probes.backends.native import NativeBackend
+    from probes.ir import decode
     from probes.monitors import create
     from probes.probeset import ProbeSet
 
-    m = probes.load(PROGRAMS_DIR / f"{program}.wasm")
+    m = decode(program_bytes(program, layout))
     ps = ProbeSet(m)
     if variant != "none":
         create(variant).attach(m, ps)

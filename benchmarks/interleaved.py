@@ -12,6 +12,11 @@ each variant once, and the minimum over the rounds is compared.
 A variant is a monitor name (or ``none``), optionally with `CompileOptions`
 fields after ``@`` (``key=value`` pairs separated by ``,``; ints and 0/1 bools).
 Times are the guest thread's CPU time, as in bench_monitors.py.
+
+With ``--layouts K``, each program is measured in K code layouts
+(layouts.py): per layout, plain and every variant are built from the same
+shifted program and timed in turn for ``--rounds`` rounds; a program's ratio
+is the geometric mean over layouts of the per-layout ratios of minima.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_monitors as bm  # noqa: E402
+from layouts import shifted  # noqa: E402
 
 
-def _variant(name: str, spec: str) -> Any:
+def _variant(name: str, spec: str, wasm: bytes | None = None) -> Any:
     from probes.backends.base import CompileOptions
     from probes.ir import decode
     from probes.monitors import create
@@ -43,7 +49,7 @@ def _variant(name: str, spec: str) -> Any:
             raise SystemExit(f"unknown CompileOptions field {key!r}")
         options = replace(options, **{key: bool(int(value)) if types[key] in (bool, "bool")
                                       else int(value)})
-    module = decode(bm.program_bytes(name))
+    module = decode(wasm if wasm is not None else bm.program_bytes(name))
     ps = ProbeSet(module)
     if monitor != "none":
         mon = create(monitor)
@@ -57,25 +63,44 @@ def main() -> None:
     p.add_argument("variants", nargs="+", help="MONITOR[@field=value,...] or none")
     p.add_argument("--programs", default=",".join(bm.PROGRAMS))
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--layouts", type=int, default=1,
+                   help="code layouts per program (layouts.py; default 1: as built)")
     args = p.parse_args()
+    if args.layouts < 1 or args.rounds < 1:
+        p.error("--layouts and --rounds must be at least 1")
     programs = bm.csv_list(args.programs)
     ratios: dict[str, list[float]] = {v: [] for v in args.variants}
     width = max(len(v) for v in args.variants)
     for name in programs:
-        runs = {"plain": bm.PlainProgram(name)}
-        runs.update((v, _variant(name, v)) for v in args.variants)
-        best = {k: math.inf for k in runs}
-        for _ in range(args.rounds):
-            for k, prog in runs.items():
-                best[k] = min(best[k], prog.run())
-        print(f"{name}: plain {best['plain']:.3f} s", flush=True)
+        per_layout: dict[str, list[float]] = {v: [] for v in args.variants}
+        for k in range(args.layouts):
+            wasm = shifted(bm.program_bytes(name), k)
+            runs = {"plain": bm.PlainProgram(name, wasm)}
+            runs.update((v, _variant(name, v, wasm)) for v in args.variants)
+            best = {key: math.inf for key in runs}
+            for _ in range(args.rounds):
+                for key, prog in runs.items():
+                    best[key] = min(best[key], prog.run())
+            line = f"{name}: plain {best['plain']:.3f} s"
+            if args.layouts > 1:
+                line = f"{name} layout {k}: plain {best['plain']:.3f} s"
+            print(line, flush=True)
+            for v in args.variants:
+                per_layout[v].append(best[v] / best["plain"])
+                print(f"  {v:<{width}}  {per_layout[v][-1]:.3f}x", flush=True)
+        if args.layouts > 1:
+            print(f"{name}: geomean over {args.layouts} layouts", flush=True)
         for v in args.variants:
-            ratios[v].append(best[v] / best["plain"])
-            print(f"  {v:<{width}}  {ratios[v][-1]:.3f}x", flush=True)
+            ratios[v].append(_geomean(per_layout[v]))
+            if args.layouts > 1:
+                print(f"  {v:<{width}}  {ratios[v][-1]:.3f}x", flush=True)
     print("geomean")
     for v in args.variants:
-        g = math.exp(sum(map(math.log, ratios[v])) / len(ratios[v]))
-        print(f"  {v:<{width}}  {g:.3f}x")
+        print(f"  {v:<{width}}  {_geomean(ratios[v]):.3f}x")
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
 
 
 if __name__ == "__main__":

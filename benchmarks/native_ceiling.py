@@ -1,6 +1,7 @@
 """How fast could the native backend be without its exactness costs? A measurement only.
 
     python benchmarks/native_ceiling.py [--programs nbody,sha] [--rounds 5] [--clang]
+        [--variants shipped,unchecked] [--layouts 4]
 
 Compiles each program with the native backend five times, four of them with parts of
 the lowering switched off, and times them interleaved with plain wasmtime in one
@@ -17,6 +18,11 @@ process (guest thread CPU time, minimum over the rounds):
 ``--clang`` adds ``clang-x86``: the same C compiled by the ``ziglang`` clang straight to
 x86-64 Linux (``-O2``, musl, no Wasm and no sandbox), run as a process (its CPU time:
 what LLVM makes of these programs when nothing of Wasm is in the way).
+
+With ``--layouts K``, each program is measured in K code layouts (layouts.py): per
+layout, wasmtime and the variants run the same shifted program, and a program's ratio
+is the geometric mean of the per-layout ratios (clang-x86, not shifted, is divided by
+each layout's wasmtime time).
 
 It prints each variant's run time over wasmtime's, per program and as a geomean. The
 variants patch private methods of the lowering for the length of this process and
@@ -78,11 +84,12 @@ VARIANTS: dict[str, dict[str, Callable[..., Any]]] = {
 }
 
 
-def compile_variant(program: str, variant: str) -> Any:
+def compile_variant(program: str, variant: str, layout: int = 0) -> Any:
     for name, shipped in SHIPPED.items():
         setattr(FL, name, VARIANTS[variant].get(name, shipped))
     try:
-        return bench_native._native_exe(program, "none", tempfile.mkdtemp(), cache=False)
+        return bench_native._native_exe(program, "none", tempfile.mkdtemp(), cache=False,
+                                        layout=layout)
     finally:
         for name, shipped in SHIPPED.items():
             setattr(FL, name, shipped)
@@ -114,34 +121,56 @@ def clang_x86(program: str, out_dir: str) -> Callable[[], float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--programs", default=",".join(bench_native.PROGRAMS))
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"comma-separated, from {','.join(VARIANTS)} (default: all)")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--layouts", type=int, default=1,
+                   help="code layouts per program (layouts.py; default 1: as built)")
     p.add_argument("--clang", action="store_true",
                    help="also time the C compiled straight to x86-64 (clang-x86)")
     args = p.parse_args()
-    columns = [*VARIANTS, *(["clang-x86"] if args.clang else [])]
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        p.error(f"unknown variant(s) {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
+    if args.layouts < 1 or args.rounds < 1:
+        p.error("--layouts and --rounds must be at least 1")
+    columns = [*variants, *(["clang-x86"] if args.clang else [])]
     ratios: dict[str, list[float]] = {v: [] for v in columns}
     print(f"{'program':<11}{'wasmtime':>9}" + "".join(f"{v:>11}" for v in columns))
     scratch = tempfile.mkdtemp()
     for prog in args.programs.split(","):
-        wasmtime_run, _ = bench_native._wasmtime_runner(
-            (bench_native.PROGRAMS_DIR / f"{prog}.wasm").read_bytes())
-        runs: dict[str, Callable[[], float]] = {"wasmtime": _thread_time(wasmtime_run)}
-        for v in VARIANTS:
-            exe = compile_variant(prog, v)
-            runs[v] = _thread_time(lambda exe=exe: bench_native._native_run(exe))
-        if args.clang:
-            runs["clang-x86"] = clang_x86(prog, scratch)
-        best = dict.fromkeys(runs, math.inf)
-        for _ in range(args.rounds):
-            for name, run in runs.items():
-                best[name] = min(best[name], run())
-        base = best["wasmtime"]
+        clang = clang_x86(prog, scratch) if args.clang else None
+        per_layout: dict[str, list[float]] = {v: [] for v in columns}
+        for k in range(args.layouts):
+            wasmtime_run, _ = bench_native._wasmtime_runner(bench_native.program_bytes(prog, k))
+            runs: dict[str, Callable[[], float]] = {"wasmtime": _thread_time(wasmtime_run)}
+            for v in variants:
+                exe = compile_variant(prog, v, k)
+                runs[v] = _thread_time(lambda exe=exe: bench_native._native_run(exe))
+            if clang is not None:
+                runs["clang-x86"] = clang
+            best = dict.fromkeys(runs, math.inf)
+            for _ in range(args.rounds):
+                for name, run in runs.items():
+                    best[name] = min(best[name], run())
+            base = best["wasmtime"]
+            for v in columns:
+                per_layout[v].append(best[v] / base)
+            label = prog if args.layouts == 1 else f"{prog}@{k}"
+            print(f"{label:<11}{base:>8.3f}s" + "".join(f"{best[v] / base:>10.3f}x"
+                                                       for v in columns), flush=True)
         for v in columns:
-            ratios[v].append(best[v] / base)
-        print(f"{prog:<11}{base:>8.3f}s" + "".join(f"{best[v] / base:>10.3f}x" for v in columns),
-              flush=True)
-    geo = {v: math.exp(sum(map(math.log, r)) / len(r)) for v, r in ratios.items()}
-    print(f"{'geomean':<11}{'':>9}" + "".join(f"{geo[v]:>10.3f}x" for v in columns))
+            ratios[v].append(_geomean(per_layout[v]))
+        if args.layouts > 1:
+            print(f"{prog:<11}{'':>9}" + "".join(f"{ratios[v][-1]:>10.3f}x" for v in columns),
+                  flush=True)
+    print(f"{'geomean':<11}{'':>9}" + "".join(f"{_geomean(ratios[v]):>10.3f}x"
+                                              for v in columns))
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
 
 
 if __name__ == "__main__":
