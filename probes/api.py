@@ -77,7 +77,10 @@ def run(program: str | os.PathLike[str] | Module | bytes,
     """Run a WASI program (or one export with ``invoke``) under ``monitors``.
 
     A trap does not raise: it is returned in `RunResult.trap`, with the profile
-    collected up to it. Decode, validation, link and probe errors do raise.
+    collected up to it. So does an exception raised by a host function in
+    ``imports`` or by a probe's callback: a trap of kind ``host`` at the call,
+    whose ``__cause__`` is the exception. Decode, validation, link and probe
+    errors do raise.
     """
     module, name, digest = prepare(program)
     call_args = _coerce_args(module, invoke, args) if invoke is not None else []
@@ -143,6 +146,13 @@ def run(program: str | os.PathLike[str] | Module | bytes,
             result.exit_code = int(e.code or 0)
         except KeyboardInterrupt:
             result.interrupted = True
+        except Exception as e:
+            # A host function or probe callback raised: a trap of kind ``host``
+            # (its cause is the exception), with the profile up to there.
+            trap = inst.stats.trap
+            if trap is None or trap.__cause__ is not e:
+                raise
+            result.trap = trap
         finally:
             inst.close()  # first: it delivers buffered events (a Ctrl-C skips that)
             for mon in mons:

@@ -55,7 +55,15 @@ from ...ir.types import FuncType, GlobalType, ValType
 from ...probe import read_out_of_bounds
 from ...probeset import ProbeSet
 from ..base import CompileOptions, WasiOptions
-from ..wasm.runner import RunStats, WasmInstance, _CtrlC, _Exit, _ProbeTrap, _TrapPoint
+from ..wasm.runner import (
+    RunStats,
+    WasmInstance,
+    _CtrlC,
+    _Exit,
+    _ProbeTrap,
+    _TrapPoint,
+    host_trap,
+)
 from ..wasm.weaver import START_EXPORT, STATE_EXPORT, TABLE_EXPORT, Woven, weave
 from . import jit
 from .lower import (
@@ -607,6 +615,9 @@ class NativeInstance(WasmInstance):
         self._init_stops()
         self.store = None
         self._pending: BaseException | None = None
+        self._pending_stop: tuple[list[Location], bool, str | None] | None = None
+        """Where `_pending` stopped the guest: frames, whether the innermost
+        instruction began, and the import that raised (None: a probe)."""
         self._externs: list[Any] = []
         self._wasi_ptr: Any = None
         self._unsubscribe: Callable[[], None] = lambda: None
@@ -990,6 +1001,15 @@ class NativeInstance(WasmInstance):
         except BaseException as e:  # unwound in C, re-raised by _invoke
             if isinstance(e, _ProbeTrap):
                 e.callers = self._callers()
+            elif kind == 1:  # a probe failed before its instruction
+                site = self.layout.sites[int(io[0])] if index else None  # 0: trace flush
+                self._pending_stop = ([site.loc] if site else []) + list(self._callers()), \
+                    False, None
+            else:  # an import failed in its call, recorded in the caller's frame slot
+                imp = self._wm.imports_of("func")[index]
+                here = self._frame_locations([int(self._ctx.entry_frame[0])])
+                self._pending_stop = here + list(self._callers()), True, \
+                    f"{imp.module}.{imp.name}"
             self._pending = e
             return TRAP["host"]
 
@@ -1083,6 +1103,13 @@ class NativeInstance(WasmInstance):
                 self.stats.trap = trap
                 self._finish()
                 raise trap
+            stop, owner._pending_stop = owner._pending_stop, None
+            if stop is not None:
+                frames, began, name = stop
+                frames = frames[:BACKTRACE_LIMIT]
+                owner._stopped_in(frames, began=began)
+                if isinstance(pending, Exception):
+                    self.stats.trap = host_trap(pending, frames, name)
             self._finish()
             raise pending
         trap = self._make_trap(kind)

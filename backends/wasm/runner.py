@@ -9,7 +9,7 @@ import importlib.metadata
 import os
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import wasmtime
 
 from ...ir import LinkError, Location, Module, ProbeError, ProbesError, Trap
 from ...ir.loader import CACHE_DIR
+from ...ir.types import FuncType
 from ...probe import (
     CountProbe,
     CoverageProbe,
@@ -276,7 +277,19 @@ class RunStats:
     exit_code: int | None = None
     """WASI exit code, when the program exited."""
     trap: Trap | None = None
-    """The trap that ended the run, if any."""
+    """The trap that ended the run, if any. When a host function or a probe
+    callback raised, the call re-raises that exception, and this is the trap
+    it stands for (kind ``host``, the exception as ``__cause__``)."""
+
+
+def host_trap(e: Exception, frames: Sequence[Location], name: str | None) -> Trap:
+    """What an exception raised in host code does to the guest: it stops the run
+    where the import (``name``) or the probe was called."""
+    what = f"host function {name}" if name else "a probe callback"
+    trap = Trap("host", frames[0] if frames else None, frames,
+                f"{what} raised {type(e).__name__}: {e}")
+    trap.__cause__ = e
+    return trap
 
 
 class WasmInstance:
@@ -293,6 +306,8 @@ class WasmInstance:
         self._firsts: dict[int, list[int]] = {}
         self._verbatim_pcs: dict[int, list[int]] = {}
         self._pending: BaseException | None = None
+        self._pending_import: str | None = None  # the import that raised `_pending`
+        self._generic_raised: tuple[BaseException, str] | None = None  # see `_invoke`
         self._calls_in_progress = 0  # guest calls on the stack (host callbacks re-enter)
         self._keep: list[Any] = []  # raw callbacks must outlive the store
         self.store = wasmtime.Store(exe.engine)
@@ -359,9 +374,24 @@ class WasmInstance:
                 ft = self.module.types[imp.desc]
                 wft = wasmtime.FuncType([_wt(t) for t in ft.params],
                                         [_wt(t) for t in ft.results])
-                linker.define_func(imp.module, imp.name, wft, provided)
+                raw = _raw_import(self, wft, ft, provided, f"{imp.module}.{imp.name}")
+                if raw is not None:
+                    linker.define(self.store, imp.module, imp.name, raw)
+                else:
+                    linker.define_func(imp.module, imp.name, wft,
+                                       self._noting_raises(provided, f"{imp.module}.{imp.name}"))
             else:
                 linker.define(self.store, imp.module, imp.name, provided)
+
+    def _noting_raises(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+        """``fn``, noting what it raises: wasmtime-py re-raises it from the call."""
+        def call(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except Exception as e:
+                self._generic_raised = (e, name)
+                raise
+        return call
 
     def _shadow_proc_exit(self, linker: wasmtime.Linker) -> None:
         """Our own ``proc_exit`` (see `_raw_proc_exit`)."""
@@ -748,7 +778,12 @@ class WasmInstance:
                     self.stats.exit_code = pending.code
                     self._finish()
                     raise pending from None
-                self._stopped_in(frames, began=False)  # a probe failed before its instruction
+                # An import failed in its call (which began), or a probe before its
+                # instruction (which did not).
+                name, self._pending_import = self._pending_import, None
+                self._stopped_in(frames, began=name is not None)
+                if isinstance(pending, Exception):
+                    self.stats.trap = host_trap(pending, frames, name)
                 self._finish()
                 raise pending from None
             if not isinstance(t, wasmtime.Trap):  # e.g. the host ran out of memory
@@ -764,6 +799,16 @@ class WasmInstance:
             raise trap from None
         except _ProbeTrap as pt:
             return self._probe_trapped(pt)
+        except Exception as e:
+            raised, self._generic_raised = self._generic_raised, None
+            if raised is None or raised[0] is not e:
+                raise
+            # A host function on wasmtime-py's generic path (reference types, or no
+            # unchecked API) raised it: the guest's frames are lost with it.
+            self._stopped_in([])
+            self.stats.trap = host_trap(e, [], raised[1])
+            self._finish()
+            raise
 
     def _probe_trapped(self, pt: _ProbeTrap, t: Exception | None = None) -> Any:
         """A probe asked to stop the program: a Trap at the probe's location, before
@@ -1043,6 +1088,36 @@ def _raw_host_func(inst: WasmInstance, ft: wasmtime.FuncType, slot: int,
                 return _park(inst, e)
 
     return _unchecked_func(inst, ft, callback)
+
+
+def _raw_import(inst: WasmInstance, wft: wasmtime.FuncType, ft: FuncType,
+                fn: Callable[..., Any], name: str) -> wasmtime.Func | None:
+    """A user's host function with numeric parameters and results on the unchecked
+    API, as wasmtime-py would call it (numbers in, a value or a tuple out): an
+    exception it raises becomes a trap that keeps the guest's frames, so the run
+    stops at the call with exact probe state. None: the generic path."""
+    if any(t.name not in _RAW_FIELDS for t in (*ft.params, *ft.results)) or not raw_host_calls():
+        return None
+    params = [_RAW_FIELDS[t.name] for t in ft.params]
+    results = [_RAW_FIELDS[t.name] for t in ft.results]
+
+    def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
+        try:
+            out = fn(*[getattr(args[i], f) for i, f in enumerate(params)])
+            if results:
+                values = tuple(out) if len(results) > 1 and isinstance(out, (tuple, list)) \
+                    else (out,)
+                if len(values) != len(results):
+                    raise ProbesError(f"host function {name} returned {len(values)} values, "
+                                      f"expected {len(results)}")
+                for k, (v, f) in enumerate(zip(values, results, strict=True)):
+                    setattr(args[k], f, v.value if isinstance(v, wasmtime.Val) else v)
+            return 0
+        except BaseException as e:  # noqa: BLE001 - parked, re-raised by _invoke
+            inst._pending_import = name
+            return _park(inst, e)
+
+    return _unchecked_func(inst, wft, callback)
 
 
 def _raw_proc_exit(inst: WasmInstance) -> wasmtime.Func:
