@@ -183,15 +183,16 @@ class PlainProgram:
 
 
 class WovenProgram:
-    """A module woven with a ProbeSet and compiled by the wasm backend, once."""
+    """A module woven with a ProbeSet and compiled by a backend (wasm unless
+    told), once."""
 
     def __init__(self, name: str, variant: str, module: Any, probeset: Any,
-                 options: Any | None = None) -> None:
+                 options: Any | None = None, backend: str = "wasm") -> None:
         from probes.backends.base import CompileOptions, get_backend
 
         self.name = name
         self.variant = variant
-        self.exe = get_backend("wasm").compile(module, probeset, options or CompileOptions())
+        self.exe = get_backend(backend).compile(module, probeset, options or CompileOptions())
         self.wasi = wasi_options(name)
 
     def run(self) -> float:

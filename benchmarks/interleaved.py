@@ -11,7 +11,9 @@ each variant once, and the minimum over the rounds is compared.
 
 A variant is a monitor name (or ``none``), optionally with `CompileOptions`
 fields after ``@`` (``key=value`` pairs separated by ``,``; ints and 0/1 bools).
-Times are the guest thread's CPU time, as in bench_monitors.py.
+Times are the guest thread's CPU time, as in bench_monitors.py. With
+``--backend native`` the variants run on the native backend (plain is still
+wasmtime).
 
 With ``--layouts K``, each program is measured in K code layouts
 (layouts.py): per layout, plain and every variant are built from the same
@@ -34,7 +36,7 @@ import bench_monitors as bm  # noqa: E402
 from layouts import shifted  # noqa: E402
 
 
-def _variant(name: str, spec: str, wasm: bytes | None = None) -> Any:
+def _variant(name: str, spec: str, wasm: bytes | None = None, backend: str = "wasm") -> Any:
     from probes.backends.base import CompileOptions
     from probes.ir import decode
     from probes.monitors import create
@@ -55,7 +57,7 @@ def _variant(name: str, spec: str, wasm: bytes | None = None) -> Any:
         mon = create(monitor)
         mon.attach(module, ps)
         options = replace(options, **(mon.compile_options() or {}))
-    return bm.WovenProgram(name, spec, module, ps, options)
+    return bm.WovenProgram(name, spec, module, ps, options, backend)
 
 
 def main() -> None:
@@ -63,6 +65,8 @@ def main() -> None:
     p.add_argument("variants", nargs="+", help="MONITOR[@field=value,...] or none")
     p.add_argument("--programs", default=",".join(bm.PROGRAMS))
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--backend", default="wasm", choices=("wasm", "native"),
+                   help="backend that runs the variants (plain is always wasmtime)")
     p.add_argument("--layouts", type=int, default=1,
                    help="code layouts per program (layouts.py; default 1: as built)")
     args = p.parse_args()
@@ -76,7 +80,7 @@ def main() -> None:
         for k in range(args.layouts):
             wasm = shifted(bm.program_bytes(name), k)
             runs = {"plain": bm.PlainProgram(name, wasm)}
-            runs.update((v, _variant(name, v, wasm)) for v in args.variants)
+            runs.update((v, _variant(name, v, wasm, args.backend)) for v in args.variants)
             best = {key: math.inf for key in runs}
             for _ in range(args.rounds):
                 for key, prog in runs.items():
