@@ -61,8 +61,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pyperf  # noqa: E402
+from layouts import PROGRAMS_DIR, program_bytes  # noqa: E402
 
-PROGRAMS_DIR = ROOT / "benchmarks" / "programs"
 PROGRAMS = ("nbody", "sieve", "sha", "matmul", "bytecode", "recursive")
 MONITORS = ("coverage", "icount", "hotness", "branches", "calls", "loops", "memory", "opcodes")
 VARIANTS = ("plain", "none") + MONITORS
@@ -133,13 +133,6 @@ def selected_programs(args: argparse.Namespace) -> list[str]:
 
 
 # -- running -------------------------------------------------------------------------------
-def program_bytes(name: str, layout: int = 0) -> bytes:
-    """The program's binary, in code layout ``layout`` (layouts.py)."""
-    data = (PROGRAMS_DIR / f"{name}.wasm").read_bytes()
-    if layout:
-        from layouts import shifted
-        data = shifted(data, layout)
-    return data
 
 
 def wasi_options(name: str) -> Any:

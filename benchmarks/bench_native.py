@@ -36,8 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pyperf  # noqa: E402
+from layouts import program_bytes  # noqa: E402
 
-PROGRAMS_DIR = ROOT / "benchmarks" / "programs"
 PROGRAMS = ("nbody", "sieve", "sha", "matmul", "bytecode", "recursive")
 MONITORS = ("coverage", "icount", "hotness", "branches", "calls", "loops", "memory", "opcodes")
 CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.thread_time, "wall": time.perf_counter}
@@ -66,16 +66,6 @@ def _runner() -> pyperf.Runner:
     p.add_argument("--quick", action="store_true", help="1 value, variants none, icount, coverage")
     p.add_argument("--summary", default="", help="print ratios from a result file and exit")
     return runner
-
-
-def program_bytes(program: str, layout: int = 0) -> bytes:
-    """The program's binary, in code layout ``layout`` (layouts.py)."""
-    data = (PROGRAMS_DIR / f"{program}.wasm").read_bytes()
-    if layout:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from layouts import shifted
-        data = shifted(data, layout)
-    return data
 
 
 def _wasmtime_runner(wasm: bytes) -> tuple[Callable[[], None], float]:
@@ -187,7 +177,7 @@ def main() -> None:
                                        else ["none", *MONITORS])
     cache_dir = tempfile.mkdtemp(prefix="probes-bench-native-")
     for prog in programs:
-        wasm = (PROGRAMS_DIR / f"{prog}.wasm").read_bytes()
+        wasm = program_bytes(prog)
         run, _ = _wasmtime_runner(wasm)
         runner.bench_time_func(f"run/{prog}/wasmtime", _timed(clock, run))
         for variant in variants:

@@ -33,7 +33,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_monitors as bm  # noqa: E402
-from layouts import shifted  # noqa: E402
 
 
 def _variant(name: str, spec: str, wasm: bytes | None = None, backend: str = "wasm") -> Any:
@@ -78,7 +77,7 @@ def main() -> None:
     for name in programs:
         per_layout: dict[str, list[float]] = {v: [] for v in args.variants}
         for k in range(args.layouts):
-            wasm = shifted(bm.program_bytes(name), k)
+            wasm = bm.program_bytes(name, k)
             runs = {"plain": bm.PlainProgram(name, wasm)}
             runs.update((v, _variant(name, v, wasm, args.backend)) for v in args.variants)
             best = {key: math.inf for key in runs}

@@ -24,12 +24,16 @@ shifted program) and report the geometric mean over layouts.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from probes.ir import decode, encode
 from probes.ir.module import Global, Instr
 from probes.ir.opcodes import BY_NAME
 from probes.ir.types import EMPTY_BLOCK, I32, GlobalType
 
-__all__ = ["shifted"]
+__all__ = ["PROGRAMS_DIR", "program_bytes", "shifted"]
+
+PROGRAMS_DIR = Path(__file__).resolve().parent / "programs"
 
 
 def _ins(name: str, imm: object = None) -> Instr:
@@ -52,3 +56,8 @@ def shifted(wasm: bytes, k: int) -> bytes:
     first = m.functions[0]
     first.replace_body(arm + list(first.instrs))
     return encode(m)
+
+
+def program_bytes(name: str, layout: int = 0) -> bytes:
+    """The benchmark program ``name`` (``programs/NAME.wasm``) in layout ``layout``."""
+    return shifted((PROGRAMS_DIR / f"{name}.wasm").read_bytes(), layout)

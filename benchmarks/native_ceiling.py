@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_native  # noqa: E402
+from layouts import PROGRAMS_DIR  # noqa: E402
 
 from probes.backends.native import lower  # noqa: E402
 
@@ -106,7 +107,7 @@ def _thread_time(run: Callable[[], Any]) -> Callable[[], float]:
 def clang_x86(program: str, out_dir: str) -> Callable[[], float]:
     """The program compiled for x86-64 Linux; a run returns the child's CPU time."""
     exe = Path(out_dir) / program
-    src = bench_native.PROGRAMS_DIR / f"{program}.c"
+    src = PROGRAMS_DIR / f"{program}.c"
     subprocess.run([sys.executable, "-m", "ziglang", "cc", "--target=x86_64-linux-musl",
                     "-O2", str(src), "-o", str(exe)], check=True)
 
