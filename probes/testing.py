@@ -267,6 +267,7 @@ _CONST = {I32: _op("i32.const", "i32"), I64: _op("i64.const", "i64"),
           F32: _op("f32.const", "f32"), F64: _op("f64.const", "f64"),
           V128: _op("v128.const", "v128")}
 _I32_EQZ, _I32_SUB = _op("i32.eqz"), _op("i32.sub")
+_I32_GT_S, _I32_AND = _op("i32.gt_s"), _op("i32.and")
 
 _BASE_FEATURES = frozenset({"mvp", "sign-extension", "saturating-float-to-int"})
 _GENERIC_IMMS = frozenset({"", "i32", "i64", "f32", "f64", "v128", "lanes16", "lane", "memarg",
@@ -537,6 +538,9 @@ class _Body:
         except LookupError:
             return None
         d = depth + 1
+        if not ft.params and not ft.results and self.ctx.fuel_global is not None:
+            if self.coin():
+                return self.counted_loop(bt)
         kind = self.integer(0, 2)
         out = self.exprs(ft.params, d)
         if kind == 2:
@@ -596,6 +600,30 @@ class _Body:
         targets = tuple(self.pick(same) for _ in range(self.integer(0, 4)))
         return (self.exprs(types, depth + 1) + self.expr(I32, depth + 1)
                 + [Instr(_BR_TABLE, (targets, default))])
+
+    def counted_loop(self, bt: BlockType) -> list[Instr]:
+        """A do-while loop as compilers emit it: a body of simple statements (often
+        one straight-line block, which may trap), then ``br_if 0`` on a condition
+        that also needs fuel left. The fuel global counts down to zero without a
+        branch, so the loop ends, and the next loop head or entry traps."""
+        g = self.ctx.fuel_global
+        assert g is not None
+        leafy = self.ctx.opts.max_depth - 2
+        self.labels.append(())
+        out: list[Instr] = [Instr(_LOOP, bt), Instr(_GLOBAL_GET, g), Instr(_GLOBAL_GET, g),
+                            Instr(_CONST[I32], 0), Instr(_I32_GT_S), Instr(_I32_SUB),
+                            Instr(_GLOBAL_SET, g)]
+        for _ in range(self.integer(1, 3)):
+            self.budget -= 1
+            if self.locals and self.coin():
+                x = self.integer(0, len(self.locals) - 1)
+                out += self.expr(self.locals[x], leafy) + [Instr(_LOCAL_SET, x)]
+            else:
+                out += self.expr(self.pick(self.ctx.valtypes), leafy) + [Instr(_DROP)]
+        out += [Instr(_GLOBAL_GET, g), Instr(_CONST[I32], 0), Instr(_I32_GT_S),
+                *self.expr(I32, leafy), Instr(_I32_AND), Instr(_BR_IF, 0), Instr(_END)]
+        self.labels.pop()
+        return out
 
     def fuel_check(self) -> list[Instr]:
         g = self.ctx.fuel_global

@@ -119,6 +119,45 @@ def _completes_once_entered(instrs: list[Instr], block: CountingBlock,
                    for p in probes_at.get(instrs[i].pc, ()))
 
 
+_PEEL_MAX = 2000
+"""Longest loop body (instructions) whose first iteration is copied (`_peelable_loops`)."""
+
+
+def _peelable_loops(instrs: list[Instr], blocks: list[CountingBlock],
+                    flags_before: dict[int, list[Instr]],
+                    woven: Iterable[dict[int, list[Instr]]]) -> dict[int, int]:
+    """Loops whose first iteration alone should carry their coverage flags: by
+    ``loop`` index, the index of the ``br_if 0`` that ends the body.
+
+    The body is one counting block (no branch, call or nested block inside), the
+    loop's type is ``[] -> []`` and its ``end`` follows the ``br_if``. Such a body
+    runs every instruction in every iteration, and only a completed iteration
+    loops; so a later iteration stores nothing the first did not, and a trap in
+    it leaves the flags as they were. The body is emitted twice: once with its
+    flags, then, if it loops, as a loop without them (the caller emits it).
+    Only where the body has a flag and no other woven code (``woven``: code by
+    instruction index)."""
+    taken = set()
+    for code in woven:
+        taken.update(code)
+    out: dict[int, int] = {}
+    for b in blocks:
+        loop, br = b.first - 1, b.last
+        if (loop < 0 or instrs[loop].op.name != "loop" or instrs[loop].imm != EMPTY_BLOCK
+                or instrs[br].op.name != "br_if" or instrs[br].imm != 0
+                or br + 1 >= len(instrs) or instrs[br + 1].op.name != "end"
+                or br - loop > _PEEL_MAX):
+            continue
+        if any(instrs[i].op.ends_block or instrs[i].op.is_call for i in range(b.first, br)):
+            continue
+        if not any(i in flags_before for i in range(b.first, br + 1)):
+            continue
+        if any(i in taken for i in range(loop, br + 2)):
+            continue
+        out[loop] = br
+    return out
+
+
 @dataclass
 class _ControlFrames:
     """The control frames around each instruction of a body (`_control_frames`)."""
@@ -586,6 +625,9 @@ class _Weaver:
             if any(isinstance(p, CountProbe) for p in probes):
                 want_counter.add(b.first)
         host_calls: set[int] = set()  # indices with a woven host call before them
+        # Flags may move off a loop's iterations only where nothing stops a run at a
+        # loop header (interrupts, fuel) and no probe can arrive later (dynamic).
+        hoist = not (self.dynamic or global_site or self.fuel or self.interruptible)
         if plan is not None:
             # One store just before the last instruction of each coverage class
             # (a chain of blocks, see ir/dominance.py): set means the whole class
@@ -593,7 +635,6 @@ class _Weaver:
             # class whose completion shows in the blocks after it gets no store.
             if plan.idom is not None:
                 layout.cov_idom[f.index] = plan.idom
-            hoist = not (self.dynamic or global_site or self.fuel or self.interruptible)
             flag_at: dict[int, int] = {}  # instruction index -> flag stored before it
             for first in sorted(plan.want):
                 last = plan.last[plan.pos_of[first]]
@@ -664,7 +705,26 @@ class _Weaver:
         entry = probes_at.get(ENTRY, [])
         out += self.site_code(Location(f.index, ENTRY), entry, ftype, f, temp, ())
         fuel_first, fuel_mid, fuel_last = self.fuel_code(f, temp) if self.fuel else ({}, {}, {})
+        peel = (_peelable_loops(instrs, blocks, flags_before, (pre, saves, fuel_first,
+                                                               fuel_mid, fuel_last))
+                if plan is not None and hoist else {})
+        skip_to = 0
         for i, ins in enumerate(instrs):
+            if i < skip_to:
+                continue
+            br = peel.get(i)
+            if br is not None:
+                # First iteration with its flags; if it loops, the rest without.
+                out += flags_before.get(i, [])
+                for k in range(i + 1, br):
+                    out += flags_before.get(k, [])
+                    out.append(instrs[k])
+                out += flags_before.get(br, [])
+                out += [_ins("if", EMPTY_BLOCK), ins, *instrs[i + 1:br + 1], _ins("end"),
+                        instrs[br + 1]]
+                out += flags_before.get(br + 1, [])
+                skip_to = br + 2
+                continue
             code = fuel_first.get(i)
             if code:
                 out += code

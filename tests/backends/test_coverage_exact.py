@@ -216,6 +216,105 @@ def test_a_loop_header_that_cannot_stop_is_flagged_once_per_entry(
     assert any(after_call) == (k != 0)
 
 
+PEEL_WAT = """
+(module
+  (memory 1)
+  (func (export "run") (param $k i32) (param $n i32) (result i32) (local $i i32) (local $s i32)
+    (loop $l
+      (local.set $s (i32.add (local.get $s)
+                             (i32.div_u (i32.const 10) (i32.sub (local.get $k) (local.get $i)))))
+      (i32.store (i32.const 8) (local.get $s))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (i32.add (local.get $s) (i32.load (i32.const 8)))))
+"""
+
+
+def _split_runs(backend: Any, m: Module, options: CompileOptions
+                ) -> tuple[Any, Any, dict[Location, CoverageProbe], dict[Location, CountProbe]]:
+    """Two instances of ``m``: one with only coverage probes (so the weaver is free
+    to move flags: a count in the same run would pin them), one with only counts,
+    the oracle. Runs are deterministic, so the same calls take the same paths."""
+    cov_ps, cnt_ps = ProbeSet(m), ProbeSet(m)
+    covs, cnts = {}, {}
+    for f in m.functions:
+        for ins in f.instrs:
+            loc = Location(f.index, ins.pc)
+            covs[loc], cnts[loc] = CoverageProbe(), CountProbe()
+            cov_ps.insert(loc, covs[loc])
+            cnt_ps.insert(loc, cnts[loc])
+    return (backend.compile(m, cov_ps, options).instantiate(wasi=WasiOptions()),
+            backend.compile(m, cnt_ps, options).instantiate(wasi=WasiOptions()), covs, cnts)
+
+
+def _split_disagreements(covs: dict[Location, CoverageProbe],
+                         cnts: dict[Location, CountProbe]) -> list[Any]:
+    return [(loc, covs[loc].hit, cnts[loc].count) for loc in covs
+            if covs[loc].hit != (cnts[loc].count > 0)]
+
+
+def _peeled_loops(m: Module, woven: Any) -> int:
+    """Loops of the woven module that follow a copy of their own first iteration:
+    ``if`` then ``loop`` whose body (up to its ``br_if 0``) repeats the code just
+    before the ``if``, flag stores aside."""
+    state = len(m.all_memories())
+
+    def is_flag(body: list[Instr], j: int) -> bool:
+        return (j + 2 < len(body) and body[j + 2].op.name in ("i32.store8", "i32.store")
+                and body[j + 2].imm[2] == state)
+
+    n = 0
+    for f in decode(woven.wasm).functions:
+        body = f.instrs
+        kept: list[tuple[str, Any]] = []  # the code so far, flag stores aside
+        j = 0
+        while j < len(body):
+            if is_flag(body, j):
+                j += 3
+                continue
+            if body[j].op.name == "if" and j + 1 < len(body) and body[j + 1].op.name == "loop":
+                br = next((b for b in range(j + 2, len(body))
+                           if body[b].op.name in _CONTROL), None)
+                if br is not None and body[br].op.name == "br_if" and body[br].imm == 0:
+                    inner = [(ins.op.name, ins.imm) for ins in body[j + 2:br]]
+                    n += bool(inner) and kept[-len(inner):] == inner
+            kept.append((body[j].op.name, body[j].imm))
+            j += 1
+    return n
+
+
+_CONTROL = frozenset(["block", "loop", "if", "else", "end", "br", "br_if", "br_table",
+                      "return", "call", "call_indirect"])
+
+
+@pytest.mark.parametrize("k, n, expected", [
+    (0, 5, ("trap", "integer divide by zero")),   # in the first iteration
+    (3, 5, ("trap", "integer divide by zero")),   # in the fourth
+    (9, 5, ("ok", 2 * (10 // 9 + 10 // 8 + 10 // 7 + 10 // 6 + 10 // 5))),
+    (9, 1, ("ok", 2 * (10 // 9))),                # one iteration: never loops
+])
+def test_a_single_block_loop_flags_only_its_first_iteration(
+        backend: Any, k: int, n: int, expected: Any, compile_options: CompileOptions) -> None:
+    """A loop body that is one block, able to trap, runs the same instructions in
+    every iteration: its first iteration is emitted with the flags, the rest as a
+    loop without them. A trap in the first iteration leaves the rest of the body
+    uncovered; a trap later finds it flagged."""
+    m = decode(assemble(PEEL_WAT))
+    cov_ps = ProbeSet(m)
+    for ins in m.function(0).instrs:
+        cov_ps.insert(Location(0, ins.pc), CoverageProbe())
+    assert _peeled_loops(m, weave(m, cov_ps)) == 1
+    assert _peeled_loops(m, weave(m, cov_ps, interruptible=True)) == 0
+    assert _peeled_loops(m, weave(m, cov_ps, fuel=True)) == 0
+    with_counts, _ = _instrument(m)
+    assert _peeled_loops(m, weave(m, with_counts)) == 0
+    cov, cnt, covs, cnts = _split_runs(backend, m, compile_options)
+    assert _outcome(cov, "run", k, n) == _outcome(cnt, "run", k, n) == expected
+    assert _split_disagreements(covs, cnts) == []
+    store = next(ins.pc for ins in m.function(0).instrs if ins.op.name == "i32.store")
+    assert covs[Location(0, store)].hit == (k != 0)
+
+
 # -- random modules (wasm backend: the one that shares flags) ---------------------------------
 def _generated() -> Any:
     """Random modules with every function exported (so every one is called)."""
@@ -293,6 +392,59 @@ def test_random_modules_have_loop_headers_flagged_once_per_entry() -> None:
 
     find(_generated(), hoisted, settings=settings(
         max_examples=300, database=None, phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck)))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(m=_generated(), seeds=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=3))
+def test_coverage_alone_matches_counts_on_random_modules(m: Module, seeds: list[int]) -> None:
+    """Coverage woven alone (flags free to move: first iterations, loop entries)
+    against counts in a separate instance of the same module."""
+    try:
+        cov, cnt, covs, cnts = _split_runs(get_backend("wasm"), m, CompileOptions(cache=False))
+    except Trap:
+        return
+    for e in m.exports:
+        if e.kind != "func":
+            continue
+        params = m.func_type(e.index).params
+        if any(p.name not in _ARG for p in params):
+            continue
+        for seed in seeds:
+            args = [_ARG[p.name](seed >> (3 * i)) for i, p in enumerate(params)]
+            outcomes = []
+            for inst in (cov, cnt):
+                try:
+                    outcomes.append(("ok", _comparable(inst.call(e.name, *args))))
+                except (Trap, ProbesError) as err:
+                    outcomes.append(("stop", str(err)))
+            assert outcomes[0] == outcomes[1], e.name
+            assert _split_disagreements(covs, cnts) == [], e.name
+
+
+def _comparable(value: Any) -> Any:
+    """A result as two instances can agree on it: numbers as their text (NaN is
+    NaN), references by kind only (each instance has its own objects)."""
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    if value is None or isinstance(value, (int, float)):
+        return repr(value)
+    return type(value).__name__
+
+
+def test_random_modules_have_peeled_loops() -> None:
+    """Non-vacuous: the random modules above include single-block loops whose
+    first iteration carries the flags."""
+    def peeled(m: Module) -> bool:
+        ps = ProbeSet(m)
+        for f in m.functions:
+            for ins in f.instrs:
+                ps.insert(Location(f.index, ins.pc), CoverageProbe())
+        return _peeled_loops(m, weave(m, ps)) > 0
+
+    find(_generated(), peeled, settings=settings(
+        max_examples=500, database=None, phases=[Phase.generate],
         suppress_health_check=list(HealthCheck)))
 
 
