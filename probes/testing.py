@@ -603,9 +603,10 @@ class _Body:
 
     def counted_loop(self, bt: BlockType) -> list[Instr]:
         """A do-while loop as compilers emit it: a body of simple statements (often
-        one straight-line block, which may trap), then ``br_if 0`` on a condition
-        that also needs fuel left. The fuel global counts down to zero without a
-        branch, so the loop ends, and the next loop head or entry traps."""
+        straight-line, which may trap, perhaps with an exit from its middle), then
+        ``br_if 0`` on a condition that also needs fuel left. The fuel global
+        counts down to zero without a branch, so the loop ends, and the next loop
+        head or entry traps."""
         g = self.ctx.fuel_global
         assert g is not None
         leafy = self.ctx.opts.max_depth - 2
@@ -613,8 +614,11 @@ class _Body:
         out: list[Instr] = [Instr(_LOOP, bt), Instr(_GLOBAL_GET, g), Instr(_GLOBAL_GET, g),
                             Instr(_CONST[I32], 0), Instr(_I32_GT_S), Instr(_I32_SUB),
                             Instr(_GLOBAL_SET, g)]
-        for _ in range(self.integer(1, 3)):
+        outer = [d for d in range(1, len(self.labels)) if self.labels[-1 - d] == ()]
+        for k in range(self.integer(1, 3)):
             self.budget -= 1
+            if k and outer and self.coin():  # an exit from the middle of the body
+                out += self.expr(I32, leafy) + [Instr(_BR_IF, self.pick(outer))]
             if self.locals and self.coin():
                 x = self.integer(0, len(self.locals) - 1)
                 out += self.expr(self.locals[x], leafy) + [Instr(_LOCAL_SET, x)]

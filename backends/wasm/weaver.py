@@ -20,7 +20,10 @@ Counting: a `CountProbe` is compiled as 64-bit counters on *counting blocks*
 graph (count_tree.py); the host derives exact counts per location, correcting
 the block of a trap.
 `CoverageProbe` is one byte store per block, just before its last instruction;
-the block a trap cut short is completed from the trap location.
+the block a trap cut short is completed from the trap location. Loops keep
+flags off their iterations where that stays exact: a header that cannot stop
+flags itself once per entry (`_completes_once_entered`), and a body without
+joins flags only a copy of its first iteration (`_peelable_loops`).
 """
 
 from __future__ import annotations
@@ -123,39 +126,65 @@ _PEEL_MAX = 2000
 """Longest loop body (instructions) whose first iteration is copied (`_peelable_loops`)."""
 
 
-def _peelable_loops(instrs: list[Instr], blocks: list[CountingBlock],
-                    flags_before: dict[int, list[Instr]],
+def _peelable_loops(instrs: list[Instr], flags_before: dict[int, list[Instr]],
                     woven: Iterable[dict[int, list[Instr]]]) -> dict[int, int]:
     """Loops whose first iteration alone should carry their coverage flags: by
     ``loop`` index, the index of the ``br_if 0`` that ends the body.
 
-    The body is one counting block (no branch, call or nested block inside), the
-    loop's type is ``[] -> []`` and its ``end`` follows the ``br_if``. Such a body
-    runs every instruction in every iteration, and only a completed iteration
-    loops; so a later iteration stores nothing the first did not, and a trap in
-    it leaves the flags as they were. The body is emitted twice: once with its
-    flags, then, if it loops, as a loop without them (the caller emits it).
+    The body is straight-line but for calls and ``br_if`` out of the loop (no
+    nested block, no other branch), the loop's type is ``[] -> []`` and its
+    ``end`` follows the final ``br_if``. An iteration runs the same instructions
+    as the first up to where it stops or leaves, and only a completed iteration
+    loops; so a later iteration stores no flag the first did not, and at any
+    point of it, including a trap or a stop in a callee, the flags are what they
+    would be with a store in every iteration. The caller emits the body twice:
+    once with its flags, then, if it loops, as a loop without them (`_peeled`).
     Only where the body has a flag and no other woven code (``woven``: code by
     instruction index)."""
-    taken = set()
+    taken: set[int] = set()
     for code in woven:
         taken.update(code)
     out: dict[int, int] = {}
-    for b in blocks:
-        loop, br = b.first - 1, b.last
-        if (loop < 0 or instrs[loop].op.name != "loop" or instrs[loop].imm != EMPTY_BLOCK
-                or instrs[br].op.name != "br_if" or instrs[br].imm != 0
-                or br + 1 >= len(instrs) or instrs[br + 1].op.name != "end"
-                or br - loop > _PEEL_MAX):
+    n = len(instrs)
+    for loop, ins in enumerate(instrs):
+        if ins.op.name != "loop" or ins.imm != EMPTY_BLOCK:
             continue
-        if any(instrs[i].op.ends_block or instrs[i].op.is_call for i in range(b.first, br)):
+        br = loop + 1
+        while br < n and br - loop <= _PEEL_MAX and (
+                not instrs[br].op.ends_block
+                or instrs[br].op.name == "br_if" and instrs[br].imm > 0):
+            br += 1
+        if (br + 1 >= n or br - loop > _PEEL_MAX or instrs[br].op.name != "br_if"
+                or instrs[br].imm != 0 or instrs[br + 1].op.name != "end"):
             continue
-        if not any(i in flags_before for i in range(b.first, br + 1)):
+        if not any(i in flags_before for i in range(loop + 1, br + 1)):
             continue
         if any(i in taken for i in range(loop, br + 2)):
             continue
         out[loop] = br
     return out
+
+
+def _peeled(instrs: list[Instr], loop: int, br: int,
+            flags_before: dict[int, list[Instr]]) -> list[Instr]:
+    """The loop ``instrs[loop..br+1]`` (`_peelable_loops`) as its first iteration,
+    with the flags, then ``if`` it loops, the loop without them. Exits keep their
+    targets: one label fewer around the first copy, one more (the ``if``) around
+    the loop."""
+    def retarget(ins: Instr, by: int) -> Instr:
+        if ins.op.name == "br_if" and ins.imm > 0:
+            return Instr(ins.op, ins.imm + by, ins.pc)
+        return ins
+
+    out = list(flags_before.get(loop, []))
+    for k in range(loop + 1, br):
+        out += flags_before.get(k, [])
+        out.append(retarget(instrs[k], -1))
+    out += flags_before.get(br, [])
+    out += [_ins("if", EMPTY_BLOCK), instrs[loop],
+            *(retarget(instrs[k], 1) for k in range(loop + 1, br + 1)),
+            _ins("end"), instrs[br + 1]]
+    return out + flags_before.get(br + 1, [])
 
 
 @dataclass
@@ -705,8 +734,8 @@ class _Weaver:
         entry = probes_at.get(ENTRY, [])
         out += self.site_code(Location(f.index, ENTRY), entry, ftype, f, temp, ())
         fuel_first, fuel_mid, fuel_last = self.fuel_code(f, temp) if self.fuel else ({}, {}, {})
-        peel = (_peelable_loops(instrs, blocks, flags_before, (pre, saves, fuel_first,
-                                                               fuel_mid, fuel_last))
+        peel = (_peelable_loops(instrs, flags_before, (pre, saves, fuel_first, fuel_mid,
+                                                       fuel_last))
                 if plan is not None and hoist else {})
         skip_to = 0
         for i, ins in enumerate(instrs):
@@ -714,15 +743,7 @@ class _Weaver:
                 continue
             br = peel.get(i)
             if br is not None:
-                # First iteration with its flags; if it loops, the rest without.
-                out += flags_before.get(i, [])
-                for k in range(i + 1, br):
-                    out += flags_before.get(k, [])
-                    out.append(instrs[k])
-                out += flags_before.get(br, [])
-                out += [_ins("if", EMPTY_BLOCK), ins, *instrs[i + 1:br + 1], _ins("end"),
-                        instrs[br + 1]]
-                out += flags_before.get(br + 1, [])
+                out += _peeled(instrs, i, br, flags_before)
                 skip_to = br + 2
                 continue
             code = fuel_first.get(i)

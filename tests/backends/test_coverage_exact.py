@@ -230,6 +230,22 @@ PEEL_WAT = """
 """
 
 
+EXIT_WAT = """
+(module
+  (memory 1)
+  (func (export "run") (param $k i32) (param $n i32) (result i32) (local $i i32) (local $s i32)
+    (block $out
+      (loop $l
+        (local.set $s (i32.add (local.get $s)
+                               (i32.div_u (i32.const 10) (i32.sub (local.get $k) (local.get $i)))))
+        (br_if $out (i32.eq (local.get $i) (local.get $n)))
+        (i32.store (i32.const 8) (local.get $s))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (i32.const 6)))))
+    (i32.add (local.get $s) (i32.load (i32.const 8)))))
+"""
+
+
 def _split_runs(backend: Any, m: Module, options: CompileOptions
                 ) -> tuple[Any, Any, dict[Location, CoverageProbe], dict[Location, CountProbe]]:
     """Two instances of ``m``: one with only coverage probes (so the weaver is free
@@ -253,10 +269,11 @@ def _split_disagreements(covs: dict[Location, CoverageProbe],
             if covs[loc].hit != (cnts[loc].count > 0)]
 
 
-def _peeled_loops(m: Module, woven: Any) -> int:
+def _peeled_loops(m: Module, woven: Any, exits: bool = False) -> int:
     """Loops of the woven module that follow a copy of their own first iteration:
     ``if`` then ``loop`` whose body (up to its ``br_if 0``) repeats the code just
-    before the ``if``, flag stores aside."""
+    before the ``if``, flag stores aside. ``exits``: only those whose body has a
+    ``br_if`` out of the loop."""
     state = len(m.all_memories())
 
     def is_flag(body: list[Instr], j: int) -> bool:
@@ -273,46 +290,71 @@ def _peeled_loops(m: Module, woven: Any) -> int:
                 j += 3
                 continue
             if body[j].op.name == "if" and j + 1 < len(body) and body[j + 1].op.name == "loop":
-                br = next((b for b in range(j + 2, len(body))
-                           if body[b].op.name in _CONTROL), None)
+                # Exits from the loop copy skip the `if` too: two labels more than
+                # from the first copy.
+                br = next((b for b in range(j + 2, len(body)) if body[b].op.name in _CONTROL
+                           and not (body[b].op.name == "br_if" and body[b].imm >= 2)), None)
                 if br is not None and body[br].op.name == "br_if" and body[br].imm == 0:
-                    inner = [(ins.op.name, ins.imm) for ins in body[j + 2:br]]
-                    n += bool(inner) and kept[-len(inner):] == inner
+                    inner = [(ins.op.name, ins.imm - 2 if ins.op.name == "br_if" else ins.imm)
+                             for ins in body[j + 2:br]]
+                    n += (bool(inner) and kept[-len(inner):] == inner
+                          and (not exits or any(name == "br_if" for name, _ in inner)))
             kept.append((body[j].op.name, body[j].imm))
             j += 1
     return n
 
 
 _CONTROL = frozenset(["block", "loop", "if", "else", "end", "br", "br_if", "br_table",
-                      "return", "call", "call_indirect"])
+                      "return", "unreachable"])
 
 
-@pytest.mark.parametrize("k, n, expected", [
-    (0, 5, ("trap", "integer divide by zero")),   # in the first iteration
-    (3, 5, ("trap", "integer divide by zero")),   # in the fourth
-    (9, 5, ("ok", 2 * (10 // 9 + 10 // 8 + 10 // 7 + 10 // 6 + 10 // 5))),
-    (9, 1, ("ok", 2 * (10 // 9))),                # one iteration: never loops
+@pytest.mark.parametrize("wat, k, n, expected", [
+    (PEEL_WAT, 0, 5, ("trap", "integer divide by zero")),   # in the first iteration
+    (PEEL_WAT, 3, 5, ("trap", "integer divide by zero")),   # in the fourth
+    (PEEL_WAT, 9, 5, ("ok", 2 * (10 // 9 + 10 // 8 + 10 // 7 + 10 // 6 + 10 // 5))),
+    (PEEL_WAT, 9, 1, ("ok", 2 * (10 // 9))),                # one iteration: never loops
+    (LOOP_WAT, 0, None, ("trap", "integer divide by zero")),  # in the first iteration's call
+    (LOOP_WAT, 3, None, ("trap", "integer divide by zero")),  # in the fourth's
+    (LOOP_WAT, 9, None, ("ok", 10 // 9 + 10 // 8 + 10 // 7 + 10 // 6 + 10 // 5)),
+    (EXIT_WAT, 0, 9, ("trap", "integer divide by zero")),   # in the first iteration
+    (EXIT_WAT, 3, 9, ("trap", "integer divide by zero")),   # in the fourth
+    (EXIT_WAT, 9, 0, ("ok", 1)),           # leaves the first iteration before its store
+    (EXIT_WAT, 9, 2, ("ok", 3 + 2)),       # leaves the third
+    (EXIT_WAT, 9, 9, ("ok", 2 * 8)),       # runs out: six iterations
 ])
-def test_a_single_block_loop_flags_only_its_first_iteration(
-        backend: Any, k: int, n: int, expected: Any, compile_options: CompileOptions) -> None:
-    """A loop body that is one block, able to trap, runs the same instructions in
-    every iteration: its first iteration is emitted with the flags, the rest as a
-    loop without them. A trap in the first iteration leaves the rest of the body
-    uncovered; a trap later finds it flagged."""
-    m = decode(assemble(PEEL_WAT))
+def test_a_straight_loop_flags_only_its_first_iteration(
+        backend: Any, wat: str, k: int, n: int | None, expected: Any,
+        compile_options: CompileOptions) -> None:
+    """A loop body without joins (calls and exits allowed) runs the instructions
+    of the first iteration in every iteration, and only a completed one loops:
+    its first iteration is emitted with the flags, the rest as a loop without
+    them. A stop or exit in the first iteration, in the body or in a callee,
+    leaves the rest of the body uncovered; a stop later finds it flagged."""
+    m = decode(assemble(wat))
+    run = next(e.index for e in m.exports if e.name == "run")
     cov_ps = ProbeSet(m)
-    for ins in m.function(0).instrs:
-        cov_ps.insert(Location(0, ins.pc), CoverageProbe())
+    for f in m.functions:
+        for ins in f.instrs:
+            cov_ps.insert(Location(f.index, ins.pc), CoverageProbe())
     assert _peeled_loops(m, weave(m, cov_ps)) == 1
     assert _peeled_loops(m, weave(m, cov_ps, interruptible=True)) == 0
     assert _peeled_loops(m, weave(m, cov_ps, fuel=True)) == 0
     with_counts, _ = _instrument(m)
     assert _peeled_loops(m, weave(m, with_counts)) == 0
     cov, cnt, covs, cnts = _split_runs(backend, m, compile_options)
-    assert _outcome(cov, "run", k, n) == _outcome(cnt, "run", k, n) == expected
+    args = (k,) if n is None else (k, n)
+    assert _outcome(cov, "run", *args) == _outcome(cnt, "run", *args) == expected
     assert _split_disagreements(covs, cnts) == []
-    store = next(ins.pc for ins in m.function(0).instrs if ins.op.name == "i32.store")
-    assert covs[Location(0, store)].hit == (k != 0)
+    # Non-vacuous: what follows the first trapping point is covered iff the
+    # first iteration got past it.
+    body = m.function(run).instrs
+    after = next(ins.pc for ins in body if ins.op.name in ("i32.store", "local.set")
+                 and body.index(ins) > next(i for i, x in enumerate(body)
+                                            if x.op.name in ("i32.div_u", "call")))
+    assert covs[Location(run, after)].hit == (k != 0)
+    if wat is EXIT_WAT:
+        store = next(ins.pc for ins in body if ins.op.name == "i32.store")
+        assert covs[Location(run, store)].hit == (k != 0 and n != 0)
 
 
 # -- random modules (wasm backend: the one that shares flags) ---------------------------------
@@ -434,14 +476,14 @@ def _comparable(value: Any) -> Any:
 
 
 def test_random_modules_have_peeled_loops() -> None:
-    """Non-vacuous: the random modules above include single-block loops whose
-    first iteration carries the flags."""
+    """Non-vacuous: the random modules above include loops with an exit from the
+    middle of the body whose first iteration carries the flags."""
     def peeled(m: Module) -> bool:
         ps = ProbeSet(m)
         for f in m.functions:
             for ins in f.instrs:
                 ps.insert(Location(f.index, ins.pc), CoverageProbe())
-        return _peeled_loops(m, weave(m, ps)) > 0
+        return _peeled_loops(m, weave(m, ps), exits=True) > 0
 
     find(_generated(), peeled, settings=settings(
         max_examples=500, database=None, phases=[Phase.generate],
