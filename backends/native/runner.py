@@ -446,10 +446,13 @@ class NativeBackend:
         probes = probes if probes is not None else ProbeSet(module)
         snapshot = probes.copy()
         # Fuel and interrupt checks sit at loop headers here (lower.py), not in
-        # the woven code, but stop runs there all the same.
+        # the woven code, but stop runs there all the same. Loops stay whole:
+        # peeled, LLVM's code gains on nbody and sha but loses more on bytecode
+        # and matmul (benchmarks/README.md).
         woven = weave(module, snapshot, options.trace_capacity, options.dynamic,
                       count_tree=options.count_tree,
-                      interruptible=options.interruptible or bool(options.fuel))
+                      interruptible=options.interruptible or bool(options.fuel),
+                      peel_loops=False)
         wm = decode(woven.wasm)
         stats = CompileStats()
         opt = max(0, min(3, int(options.opt_level)))

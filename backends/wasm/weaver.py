@@ -381,8 +381,10 @@ class _CoveragePlan:
 class _Weaver:
     def __init__(self, module: Module, probes: ProbeSet, trace_capacity: int,
                  dynamic: bool, coverage_classes: bool, fuel: bool = False,
-                 count_tree: bool = False, interruptible: bool = False) -> None:
+                 count_tree: bool = False, interruptible: bool = False,
+                 peel_loops: bool = True) -> None:
         self.m = module
+        self.peel_loops = peel_loops
         self.count_tree = count_tree
         self.interruptible = interruptible
         self.ps = probes
@@ -736,7 +738,7 @@ class _Weaver:
         fuel_first, fuel_mid, fuel_last = self.fuel_code(f, temp) if self.fuel else ({}, {}, {})
         peel = (_peelable_loops(instrs, flags_before, (pre, saves, fuel_first, fuel_mid,
                                                        fuel_last))
-                if plan is not None and hoist else {})
+                if plan is not None and hoist and self.peel_loops else {})
         skip_to = 0
         for i, ins in enumerate(instrs):
             if i < skip_to:
@@ -1126,7 +1128,8 @@ def _union_reads(probes: Iterable[Probe]) -> FrameReads:
 
 def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
           dynamic: bool = False, coverage_classes: bool = True, fuel: bool = False,
-          count_tree: bool = False, interruptible: bool = False) -> Woven:
+          count_tree: bool = False, interruptible: bool = False,
+          peel_loops: bool = True) -> Woven:
     """Instrument ``module`` with the probes in ``probes``.
 
     With ``dynamic``, every instruction gets an armed site (a flag test and a
@@ -1138,6 +1141,10 @@ def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
     exported global (`_Weaver.fuel_code`).
     With ``interruptible``, the run may stop at any loop header (Ctrl-C), so
     coverage flags stay inside loops (`_completes_once_entered`).
+    With ``peel_loops``, a loop body without joins that holds coverage flags is
+    emitted as its first iteration, with the flags, then a loop without them
+    (`_peelable_loops`): fewer stores per iteration. The native backend, whose
+    LLVM lowering gains on some programs and loses on others, keeps loops whole.
     With ``count_tree``, counters go only on blocks off a spanning tree of each
     function's flow graph (count_tree.py, `Layout.count_trees`); without it,
     every counted block has its own counter (the layout `probes instrument`
@@ -1146,5 +1153,5 @@ def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
     """
     check_module(module)
     return _Weaver(module, probes, trace_capacity, dynamic, coverage_classes, fuel,
-                   count_tree, interruptible).run()
+                   count_tree, interruptible, peel_loops).run()
 
