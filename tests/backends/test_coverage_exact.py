@@ -7,6 +7,7 @@ for traps); an instruction is covered iff its count is positive.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -447,6 +448,20 @@ def test_coverage_alone_matches_counts_on_random_modules(m: Module, seeds: list[
         cov, cnt, covs, cnts = _split_runs(get_backend("wasm"), m, CompileOptions(cache=False))
     except Trap:
         return
+    for name, args in _calls(m, seeds):
+        outcomes = []
+        for inst in (cov, cnt):
+            try:
+                outcomes.append(("ok", _comparable(inst.call(name, *args))))
+            except (Trap, ProbesError) as err:
+                outcomes.append(("stop", str(err)))
+        assert outcomes[0] == outcomes[1], name
+        assert _split_disagreements(covs, cnts) == [], name
+
+
+def _calls(m: Module, seeds: list[int]) -> Iterator[tuple[str, list[Any]]]:
+    """(export, arguments) for every exported function with numeric parameters
+    and every seed, in order."""
     for e in m.exports:
         if e.kind != "func":
             continue
@@ -454,15 +469,7 @@ def test_coverage_alone_matches_counts_on_random_modules(m: Module, seeds: list[
         if any(p.name not in _ARG for p in params):
             continue
         for seed in seeds:
-            args = [_ARG[p.name](seed >> (3 * i)) for i, p in enumerate(params)]
-            outcomes = []
-            for inst in (cov, cnt):
-                try:
-                    outcomes.append(("ok", _comparable(inst.call(e.name, *args))))
-                except (Trap, ProbesError) as err:
-                    outcomes.append(("stop", str(err)))
-            assert outcomes[0] == outcomes[1], e.name
-            assert _split_disagreements(covs, cnts) == [], e.name
+            yield e.name, [_ARG[p.name](seed >> (3 * i)) for i, p in enumerate(params)]
 
 
 def _comparable(value: Any) -> Any:
@@ -508,18 +515,12 @@ def _check_random(m: Module, seeds: list[int]) -> None:
     except Trap:
         assert _disagreements(pairs) == []
         return
-    for e in m.exports:
-        if e.kind != "func":
-            continue
-        params = m.func_type(e.index).params
-        if any(p.name not in _ARG for p in params):
-            continue
-        for seed in seeds:
-            try:
-                inst.call(e.name, *[_ARG[p.name](seed >> (3 * i)) for i, p in enumerate(params)])
-            except (Trap, ProbesError):
-                pass
-            assert _disagreements(pairs) == [], e.name
+    for name, args in _calls(m, seeds):
+        try:
+            inst.call(name, *args)
+        except (Trap, ProbesError):
+            pass
+        assert _disagreements(pairs) == [], name
 
 
 # -- the analysis itself ------------------------------------------------------------------------
