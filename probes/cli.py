@@ -600,7 +600,8 @@ def _instrument(args: argparse.Namespace) -> int:
     for mon in monitors:
         mon.attach(module, probes)
     with _Progress(f"weaving {args.prog}"):
-        woven = weave(module, probes)
+        # Every flag in the state memory, at the offsets --layout documents.
+        woven = weave(module, probes, flag_globals=False)
     atomic_write(args.output, woven.wasm)
     if args.layout:
         atomic_write(args.layout, json.dumps(_layout_json(woven), indent=1).encode())

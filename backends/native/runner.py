@@ -452,7 +452,7 @@ class NativeBackend:
         woven = weave(module, snapshot, options.trace_capacity, options.dynamic,
                       count_tree=options.count_tree,
                       interruptible=options.interruptible or bool(options.fuel),
-                      peel_loops=False)
+                      peel_loops=False, flag_globals=False)
         wm = decode(woven.wasm)
         stats = CompileStats()
         opt = max(0, min(3, int(options.opt_level)))

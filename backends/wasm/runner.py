@@ -419,7 +419,23 @@ class WasmInstance:
     def _state_bytes(self, start: int, size: int) -> bytes:
         if self._frozen is not None:
             return self._frozen[start:start + size]
-        return bytes(self._state.read(self.store, start, start + size))
+        return self._with_flag_globals(self._state.read(self.store, start, start + size), start)
+
+    def _with_flag_globals(self, raw: Any, start: int) -> bytes:
+        """State bytes from ``start`` with the flags kept in globals filled in."""
+        flags = self.layout.flag_globals
+        if not flags:
+            return bytes(raw)
+        out = bytearray(raw)
+        for off, name in flags.items():
+            if start <= off < start + len(out):
+                out[off - start] = self._flag_global(name)
+        return bytes(out)
+
+    def _flag_global(self, name: str) -> int:
+        g = self.instance.exports(self.store)[name]
+        assert isinstance(g, wasmtime.Global)
+        return 1 if g.value(self.store) else 0
 
     def _u64(self, offset: int) -> int:
         return struct.unpack("<Q", self._state_bytes(offset, 8))[0]
@@ -865,7 +881,8 @@ class WasmInstance:
         snapshot the probe state so reading thousands of counters is cheap."""
         self._frozen = None
         self._flush_trace()
-        self._frozen = bytes(self._state.read(self.store, 0, self.layout.state_size))
+        self._frozen = self._with_flag_globals(
+            self._state.read(self.store, 0, self.layout.state_size), 0)
 
     def close(self) -> None:
         """Settle intrinsic probes (keep their final values) and release the store."""
@@ -909,7 +926,12 @@ class WasmInstance:
         index = bisect.bisect_left(pcs, loc.pc)
         if index >= len(instrs) or instrs[index].pc != loc.pc:
             return loc
-        site = (folded_unreachable if kind == "unreachable" else sunk_load)(instrs, index)
+        if kind == "unreachable":
+            site = folded_unreachable(instrs, index)
+        else:
+            site = sunk_load(instrs, index)
+            if site == index:
+                site = folded_unreachable(instrs, index, memory=True)
         return loc if site == index else Location(loc.func, instrs[site].pc)
 
     def _entered(self, raw: list[tuple[int, int]]) -> bool:

@@ -5,7 +5,8 @@ semantics say trapped, because it fuses the two:
 
 * an arm or branch target that does nothing but ``unreachable`` becomes a
   conditional trap on the branch (``if``, ``br_if``): the trap carries the
-  branch's offset;
+  branch's offset; so does one that does nothing but a load or store into a
+  memory of size 0, which cannot but trap;
 * a load whose value has a single use is folded into that use as a memory
   operand (``i32.load`` into ``i32.load8_u``'s address, ``f64.load`` into
   ``f64.ceil``, also through a local that is not read again): an
@@ -51,14 +52,14 @@ def _structure(instrs: Sequence[Instr], upto: int) -> tuple[list[int], dict[int,
     return open_at_upto, ends, elses
 
 
-def _runs_into_unreachable(instrs: Sequence[Instr], k: int,
-                           else_to_end: dict[int, int]) -> int | None:
-    """The ``unreachable`` that control starting at ``k`` reaches through instructions
-    that compile to nothing, if any."""
+def _runs_into_unreachable(instrs: Sequence[Instr], k: int, else_to_end: dict[int, int],
+                           memory: bool = False) -> int | None:
+    """The ``unreachable`` (``memory``: the load or store) that control starting at
+    ``k`` reaches through instructions that compile to nothing, if any."""
     last = len(instrs) - 1
     while 0 <= k < last:  # the final `end` returns
         name = instrs[k].op.name
-        if name == "unreachable":
+        if name == "unreachable" if not memory else instrs[k].op.mem_bytes > 0:
             return k
         if name == "else":  # the end of a then-arm: on after the if
             k = else_to_end[k] + 1 if k in else_to_end else -1
@@ -80,9 +81,12 @@ def _dead_at_trap(ins: Instr) -> bool:
             and op.name[:4] in ("i32.", "i64.", "f32.", "f64."))
 
 
-def folded_unreachable(instrs: Sequence[Instr], index: int) -> int:
+def folded_unreachable(instrs: Sequence[Instr], index: int, memory: bool = False) -> int:
     """The ``unreachable`` an ``unreachable`` trap reported at ``instrs[index]`` came
-    from, when that is a branch with exactly one way into an ``unreachable``."""
+    from, when that is a branch with exactly one way into an ``unreachable``.
+    ``memory``: the same for an out-of-bounds trap and a load or store that
+    Cranelift proved out of bounds (a memory of size 0), which it turns into a
+    trap on the branch like an ``unreachable``."""
     name = instrs[index].op.name
     if name not in ("if", "br_if"):
         return index
@@ -102,8 +106,8 @@ def folded_unreachable(instrs: Sequence[Instr], index: int) -> int:
             elif opener in ends:
                 starts.append(ends[opener] + 1)
     else_to_end = {e: ends[opener] for opener, e in elses.items() if opener in ends}
-    found = {u for s in starts if (u := _runs_into_unreachable(instrs, s, else_to_end))
-             is not None}
+    found = {u for s in starts
+             if (u := _runs_into_unreachable(instrs, s, else_to_end, memory)) is not None}
     return found.pop() if len(found) == 1 else index
 
 

@@ -301,6 +301,9 @@ class Layout:
     """func -> immediate dominator of each counting block (by position), for the
     functions whose coverage classes merge blocks or go without a flag: the host
     completes those classes from the innermost frame when a run stops."""
+    flag_globals: dict[int, str] = field(default_factory=dict)
+    """Coverage flag offset -> export name of the mutable i32 global that holds it
+    instead (`weave(flag_globals=True)`); the host reads the flag from there."""
     site_flags: dict[Location, int] = field(default_factory=dict)
     """Entry/exit sites -> coverage flag offset."""
     histograms: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -382,9 +385,11 @@ class _Weaver:
     def __init__(self, module: Module, probes: ProbeSet, trace_capacity: int,
                  dynamic: bool, coverage_classes: bool, fuel: bool = False,
                  count_tree: bool = False, interruptible: bool = False,
-                 peel_loops: bool = True) -> None:
+                 peel_loops: bool = True, flag_globals: bool = True) -> None:
         self.m = module
         self.peel_loops = peel_loops
+        self.flag_globals = flag_globals and not fuel
+        self.new_globals: list[Global] = []
         self.count_tree = count_tree
         self.interruptible = interruptible
         self.ps = probes
@@ -441,6 +446,18 @@ class _Weaver:
                 _ins("i32.store8", self._memarg(offset, 0))]
 
 
+    def flag_global(self, offset: int) -> list[Instr]:
+        """Set a flag kept in a new mutable global (`Layout.flag_globals`; the
+        offset is its place in the host's view of the state). A flag stored in
+        the state memory after a call makes Cranelift keep the memory's base in a
+        callee-saved register across the call, which every call of the function
+        pays for in its prologue, also on paths without flags (recursive's
+        leaf calls); a global is an immediate store relative to the context."""
+        index = len(self.m.all_globals()) + len(self.new_globals)
+        self.new_globals.append(Global(GlobalType(I32, True), (_ins("i32.const", 0), _ins("end"))))
+        self.layout.flag_globals[offset] = f"__probes_flag{len(self.new_globals) - 1}"
+        return [_ins("i32.const", 1), _ins("global.set", index)]
+
     def histogram_add(self, offset: int, slots: int, index_local: int,
                       scratch: int) -> list[Instr]:
         """counter[offset + min(local, slots-1) * 8] += 1, index in an i32 local."""
@@ -496,6 +513,11 @@ class _Weaver:
                                                                  head + code)
             pairs = [(off, ins.pc) for off, ins in zip(offsets, instrs, strict=False) if ins.pc >= 0]
             layout.offset_maps[idx] = ([a for a, _ in pairs], [b for _, b in pairs])
+        if self.new_globals:
+            first = len(m.all_globals())
+            out.globals = [*m.globals, *self.new_globals]
+            out.exports += [Export(f"__probes_flag{k}", "global", first + k)
+                            for k in range(len(self.new_globals))]
         pages = max(1, -(-layout.state_size // _PAGE))
         out.memories.append(MemoryType(Limits(pages, pages)))
         out.exports.append(Export(STATE_EXPORT, "memory", self.state_mem))
@@ -667,6 +689,10 @@ class _Weaver:
             if plan.idom is not None:
                 layout.cov_idom[f.index] = plan.idom
             flag_at: dict[int, int] = {}  # instruction index -> flag stored before it
+            # Flags after a call go to globals, so the state memory's base need
+            # not live across calls (`flag_global`).
+            global_flags = self.flag_globals and hoist
+            first_call = next((k for k, x in enumerate(instrs) if x.op.is_call), len(instrs))
             for first in sorted(plan.want):
                 last = plan.last[plan.pos_of[first]]
                 after = plan.implied[last]
@@ -679,7 +705,10 @@ class _Weaver:
                 if hoist and _completes_once_entered(instrs, block, probes_at):
                     at = block.first - 1  # its `loop`: once per entry, not per iteration
                 off = flag_at.get(at)
-                if off is None:
+                if off is None and global_flags and at > first_call:
+                    off = flag_at[at] = layout.alloc(1, 1)
+                    flags_before[at] = self.flag_global(off)
+                elif off is None:
                     wide = at == block.last and _wide_flag(instrs, block)
                     off = flag_at[at] = layout.alloc(4, 4) if wide else layout.alloc(1, 1)
                     flags_before[at] = self.flag_store(off, wide)
@@ -1129,7 +1158,7 @@ def _union_reads(probes: Iterable[Probe]) -> FrameReads:
 def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
           dynamic: bool = False, coverage_classes: bool = True, fuel: bool = False,
           count_tree: bool = False, interruptible: bool = False,
-          peel_loops: bool = True) -> Woven:
+          peel_loops: bool = True, flag_globals: bool = True) -> Woven:
     """Instrument ``module`` with the probes in ``probes``.
 
     With ``dynamic``, every instruction gets an armed site (a flag test and a
@@ -1145,6 +1174,9 @@ def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
     emitted as its first iteration, with the flags, then a loop without them
     (`_peelable_loops`): fewer stores per iteration. The native backend, whose
     LLVM lowering gains on some programs and loses on others, keeps loops whole.
+    With ``flag_globals`` (not with ``fuel``), coverage flags stored after a
+    call in their function live in exported mutable globals
+    (`Layout.flag_globals`, `_Weaver.flag_global`).
     With ``count_tree``, counters go only on blocks off a spanning tree of each
     function's flow graph (count_tree.py, `Layout.count_trees`); without it,
     every counted block has its own counter (the layout `probes instrument`
@@ -1153,5 +1185,5 @@ def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
     """
     check_module(module)
     return _Weaver(module, probes, trace_capacity, dynamic, coverage_classes, fuel,
-                   count_tree, interruptible, peel_loops).run()
+                   count_tree, interruptible, peel_loops, flag_globals).run()
 
