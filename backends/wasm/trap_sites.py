@@ -72,10 +72,11 @@ def _runs_into_unreachable(instrs: Sequence[Instr], k: int, else_to_end: dict[in
 
 def _dead_at_trap(ins: Instr) -> bool:
     """Whether nothing of ``ins`` can be seen once a trap follows it: constants,
-    locals, drops and arithmetic that cannot trap (Cranelift deletes them ahead of
+    locals, global reads, drops, selects, references and arithmetic that cannot trap (Cranelift deletes them ahead of
     an ``unreachable`` and reports the branch before them)."""
     op = ins.op
-    if op.name in ("local.get", "local.set", "local.tee", "drop"):
+    if op.name in ("local.get", "local.set", "local.tee", "drop", "global.get", "select",
+                   "ref.null", "ref.is_null", "ref.func"):
         return True
     return (op.prefix is None and not op.special and not op.traps and not op.mem_bytes
             and op.name[:4] in ("i32.", "i64.", "f32.", "f64."))
