@@ -604,16 +604,20 @@ class _Body:
     def counted_loop(self, bt: BlockType) -> list[Instr]:
         """A do-while loop as compilers emit it: a body of simple statements (often
         straight-line, which may trap, perhaps with an exit from its middle), then
-        ``br_if 0`` on a condition that also needs fuel left. The fuel global
-        counts down to zero without a branch, so the loop ends, and the next loop
-        head or entry traps."""
+        ``br_if 0`` on a condition that also needs fuel left. Each iteration takes
+        one unit of fuel and the loop is left, not trapped out of, when none is
+        left; the next loop head or entry outside it traps."""
         g = self.ctx.fuel_global
         assert g is not None
         leafy = self.ctx.opts.max_depth - 2
-        self.labels.append(())
-        out: list[Instr] = [Instr(_LOOP, bt), Instr(_GLOBAL_GET, g), Instr(_GLOBAL_GET, g),
-                            Instr(_CONST[I32], 0), Instr(_I32_GT_S), Instr(_I32_SUB),
-                            Instr(_GLOBAL_SET, g)]
+        # The loop sits in a block it leaves when no fuel is left, first thing in
+        # every iteration: a branch from inside to its header (not only its own
+        # back edge) cannot loop forever either.
+        self.labels += [(), ()]
+        out: list[Instr] = [Instr(_BLOCK, bt), Instr(_LOOP, bt), Instr(_GLOBAL_GET, g),
+                            Instr(_I32_EQZ), Instr(_BR_IF, 1), Instr(_GLOBAL_GET, g),
+                            Instr(_GLOBAL_GET, g), Instr(_CONST[I32], 0), Instr(_I32_GT_S),
+                            Instr(_I32_SUB), Instr(_GLOBAL_SET, g)]
         outer = [d for d in range(1, len(self.labels)) if self.labels[-1 - d] == ()]
         for k in range(self.integer(1, 3)):
             self.budget -= 1
@@ -625,8 +629,9 @@ class _Body:
             else:
                 out += self.expr(self.pick(self.ctx.valtypes), leafy) + [Instr(_DROP)]
         out += [Instr(_GLOBAL_GET, g), Instr(_CONST[I32], 0), Instr(_I32_GT_S),
-                *self.expr(I32, leafy), Instr(_I32_AND), Instr(_BR_IF, 0), Instr(_END)]
-        self.labels.pop()
+                *self.expr(I32, leafy), Instr(_I32_AND), Instr(_BR_IF, 0), Instr(_END),
+                Instr(_END)]
+        del self.labels[-2:]
         return out
 
     def fuel_check(self) -> list[Instr]:
