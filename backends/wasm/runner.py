@@ -305,6 +305,7 @@ class WasmInstance:
         self._frozen: bytes | None = None
         self._firsts: dict[int, list[int]] = {}
         self._verbatim_pcs: dict[int, list[int]] = {}
+        self._flag_global_objs: dict[str, Any] = {}  # export name -> wasmtime.Global
         self._pending: BaseException | None = None
         self._pending_import: str | None = None  # the import that raised `_pending`
         self._generic_raised: tuple[BaseException, str] | None = None  # see `_invoke`
@@ -433,7 +434,9 @@ class WasmInstance:
         return bytes(out)
 
     def _flag_global(self, name: str) -> int:
-        g = self.instance.exports(self.store)[name]
+        g = self._flag_global_objs.get(name)
+        if g is None:  # one export lookup per flag, not per read
+            g = self._flag_global_objs[name] = self.instance.exports(self.store)[name]
         assert isinstance(g, wasmtime.Global)
         return 1 if g.value(self.store) else 0
 

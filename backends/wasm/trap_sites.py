@@ -72,8 +72,9 @@ def _runs_into_unreachable(instrs: Sequence[Instr], k: int, else_to_end: dict[in
 
 def _dead_at_trap(ins: Instr) -> bool:
     """Whether nothing of ``ins`` can be seen once a trap follows it: constants,
-    locals, global reads, drops, selects, references and arithmetic that cannot trap (Cranelift deletes them ahead of
-    an ``unreachable`` and reports the branch before them)."""
+    locals, global reads, drops, selects, references and arithmetic that cannot
+    trap (Cranelift deletes them ahead of an ``unreachable`` and reports the
+    branch before them)."""
     op = ins.op
     if op.name in ("local.get", "local.set", "local.tee", "drop", "global.get", "select",
                    "ref.null", "ref.is_null", "ref.func"):

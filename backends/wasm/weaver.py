@@ -692,7 +692,8 @@ class _Weaver:
             # Flags after a call go to globals, so the state memory's base need
             # not live across calls (`flag_global`).
             global_flags = self.flag_globals and hoist
-            first_call = next((k for k, x in enumerate(instrs) if x.op.is_call), len(instrs))
+            first_call = (next((k for k, x in enumerate(instrs) if x.op.is_call), len(instrs))
+                          if global_flags else len(instrs))
             for first in sorted(plan.want):
                 last = plan.last[plan.pos_of[first]]
                 after = plan.implied[last]
@@ -1176,8 +1177,9 @@ def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
     LLVM lowering gains on some programs and loses on others, keeps loops whole.
     With ``flag_globals`` (not with ``fuel``), coverage flags stored after a
     call in their function live in exported mutable globals
-    (`Layout.flag_globals`, `_Weaver.flag_global`). Off by default: measured
-    faster, but not yet validated by a full CI run (benchmarks/README.md).
+    (`Layout.flag_globals`, `_Weaver.flag_global`). Off by default: one A/B
+    over 4 code layouts measured it faster, no full measurement yet
+    (benchmarks/README.md).
     With ``count_tree``, counters go only on blocks off a spanning tree of each
     function's flow graph (count_tree.py, `Layout.count_trees`); without it,
     every counted block has its own counter (the layout `probes instrument`
