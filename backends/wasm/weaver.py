@@ -385,7 +385,7 @@ class _Weaver:
     def __init__(self, module: Module, probes: ProbeSet, trace_capacity: int,
                  dynamic: bool, coverage_classes: bool, fuel: bool = False,
                  count_tree: bool = False, interruptible: bool = False,
-                 peel_loops: bool = True, flag_globals: bool = False) -> None:
+                 peel_loops: bool = True, flag_globals: bool = True) -> None:
         self.m = module
         self.peel_loops = peel_loops
         self.flag_globals = flag_globals and not fuel
@@ -1159,7 +1159,7 @@ def _union_reads(probes: Iterable[Probe]) -> FrameReads:
 def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
           dynamic: bool = False, coverage_classes: bool = True, fuel: bool = False,
           count_tree: bool = False, interruptible: bool = False,
-          peel_loops: bool = True, flag_globals: bool = False) -> Woven:
+          peel_loops: bool = True, flag_globals: bool = True) -> Woven:
     """Instrument ``module`` with the probes in ``probes``.
 
     With ``dynamic``, every instruction gets an armed site (a flag test and a
@@ -1177,9 +1177,7 @@ def weave(module: Module, probes: ProbeSet, trace_capacity: int = 4096,
     LLVM lowering gains on some programs and loses on others, keeps loops whole.
     With ``flag_globals`` (not with ``fuel``), coverage flags stored after a
     call in their function live in exported mutable globals
-    (`Layout.flag_globals`, `_Weaver.flag_global`). Off by default: one A/B
-    over 4 code layouts measured it faster, no full measurement yet
-    (benchmarks/README.md).
+    (`Layout.flag_globals`, `_Weaver.flag_global`), which the host reads.
     With ``count_tree``, counters go only on blocks off a spanning tree of each
     function's flow graph (count_tree.py, `Layout.count_trees`); without it,
     every counted block has its own counter (the layout `probes instrument`
