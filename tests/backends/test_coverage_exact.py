@@ -463,8 +463,10 @@ def test_random_modules_have_loop_headers_flagged_once_per_entry() -> None:
         ps, _ = _instrument(m)
         return _hoisted_flags(m, weave(m, ps)) > 0
 
+    # About 1 module in 75 has one (loops without joins are peeled instead):
+    # enough tries that missing them all is 1e-8.
     find(_generated(), hoisted, settings=settings(
-        max_examples=300, database=None, phases=[Phase.generate],
+        max_examples=1500, database=None, phases=[Phase.generate],
         suppress_health_check=list(HealthCheck)))
 
 
@@ -538,13 +540,21 @@ def test_random_modules_have_peeled_loops() -> None:
 
 
 def _hoisted_flags(m: Module, woven: Any) -> int:
-    """Coverage flags of the woven module stored right before a `loop`."""
+    """Coverage flags of the woven module set right before a `loop`: stored in
+    probe memory, or kept in a global (flags after the function's first call)."""
     state = len(m.all_memories())
+    globals_before = len(m.all_globals())
+
+    def is_flag(ins: Instr) -> bool:
+        if ins.op.name in ("i32.store8", "i32.store"):
+            return bool(ins.imm[2] == state)
+        return ins.op.name == "global.set" and ins.imm >= globals_before
+
     n = 0
     for f in decode(woven.wasm).functions:
         body = f.instrs
-        n += sum(1 for k in range(len(body) - 1) if body[k + 1].op.name == "loop"
-                 and body[k].op.name in ("i32.store8", "i32.store") and body[k].imm[2] == state)
+        n += sum(1 for k in range(len(body) - 1)
+                 if body[k + 1].op.name == "loop" and is_flag(body[k]))
     return n
 
 
