@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import shutil
 import struct
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from probes.ir import Instr, Module, load
 from probes.ir.opcodes import OPCODES, lookup
 from probes.ir.printer import format_f32, format_f64, format_function, format_instr
 from probes.ir.types import EMPTY_BLOCK, EXTERNREF, FUNCREF, I32, I64, BlockType
+from probes.testing import run_tool, wasm_tools
 
 WatModule = Callable[[str], Module]
 
@@ -202,8 +201,11 @@ def test_format_function_rejects_imports(wat_module: WatModule) -> None:
 
 def _wasm_tools_instrs(path: Path) -> list[str]:
     """Instruction lines of ``wasm-tools print``, per function, annotations removed."""
-    out = subprocess.run(["wasm-tools", "print", str(path)], capture_output=True, text=True,
-                         check=True).stdout
+    exe = wasm_tools()
+    assert exe is not None
+    done = run_tool([exe, "print", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     lines: list[str] = []
     in_func = False
     for raw in out.splitlines():
@@ -223,7 +225,7 @@ def _wasm_tools_instrs(path: Path) -> list[str]:
     return lines
 
 
-@pytest.mark.skipif(shutil.which("wasm-tools") is None, reason="wasm-tools is not installed")
+@pytest.mark.skipif(wasm_tools() is None, reason="wasm-tools is not installed")
 def test_matches_wasm_tools_print(tmp_path: Path, wat_to_binary: Callable[[str], bytes],
                                   example_wasm_paths: list[Path]) -> None:
     """Every instruction prints as wasm-tools prints it (for unnamed modules)."""
