@@ -7,6 +7,8 @@ semantics say trapped, because it fuses the two:
   conditional trap on the branch (``if``, ``br_if``): the trap carries the
   branch's offset; so does one that does nothing but a load or store into a
   memory of size 0, which cannot but trap;
+* an ``unreachable`` right after a read or write of an ``externref`` global
+  carries the offset of that access;
 * a load whose value has a single use is folded into that use as a memory
   operand (``i32.load`` into ``i32.load8_u``'s address, ``f64.load`` into
   ``f64.ceil``, also through a local that is not read again): an
@@ -19,7 +21,7 @@ body shows no such fusion, or when more than one instruction could be it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ...ir.module import Instr
 
@@ -53,9 +55,12 @@ def _structure(instrs: Sequence[Instr], upto: int) -> tuple[list[int], dict[int,
 
 
 def _runs_into_unreachable(instrs: Sequence[Instr], k: int, else_to_end: dict[int, int],
-                           memory: bool = False) -> int | None:
+                           memory: bool = False,
+                           passes: Callable[[Instr], bool] | None = None) -> int | None:
     """The ``unreachable`` (``memory``: the load or store) that control starting at
-    ``k`` reaches through instructions that compile to nothing, if any."""
+    ``k`` reaches through instructions that compile to nothing (``passes``: through
+    instructions it accepts), if any."""
+    passes = passes or _dead_at_trap
     last = len(instrs) - 1
     while 0 <= k < last:  # the final `end` returns
         name = instrs[k].op.name
@@ -64,7 +69,7 @@ def _runs_into_unreachable(instrs: Sequence[Instr], k: int, else_to_end: dict[in
         if name == "else":  # the end of a then-arm: on after the if
             k = else_to_end[k] + 1 if k in else_to_end else -1
             continue
-        if name not in _FREE and not _dead_at_trap(instrs[k]):
+        if name not in _FREE and not passes(instrs[k]):
             return None
         k += 1
     return None
@@ -91,7 +96,7 @@ def folded_unreachable(instrs: Sequence[Instr], index: int, memory: bool = False
     trap on the branch like an ``unreachable``."""
     name = instrs[index].op.name
     if name not in ("if", "br_if"):
-        return index
+        return index if memory else _unreachable_after(instrs, index)
     open_blocks, ends, elses = _structure(instrs, index)
     starts = [index + 1]  # the then-arm, or br_if's fall-through
     if name == "if":
@@ -111,6 +116,24 @@ def folded_unreachable(instrs: Sequence[Instr], index: int, memory: bool = False
     found = {u for s in starts
              if (u := _runs_into_unreachable(instrs, s, else_to_end, memory)) is not None}
     return found.pop() if len(found) == 1 else index
+
+
+def _cannot_stop(ins: Instr) -> bool:
+    """Whether ``ins`` always runs on to the next instruction without a trap."""
+    return _dead_at_trap(ins) or ins.op.name == "global.set"
+
+
+def _unreachable_after(instrs: Sequence[Instr], index: int) -> int:
+    """The ``unreachable`` an ``unreachable`` trap reported at ``instrs[index]``, an
+    instruction that cannot trap, came from: the one that control reaches from it in
+    a straight line. (Cranelift gives the trap of an ``unreachable`` after a read or
+    write of an ``externref`` global the location of that access.)"""
+    if not _cannot_stop(instrs[index]):
+        return index
+    _, ends, elses = _structure(instrs, index)
+    else_to_end = {e: ends[opener] for opener, e in elses.items() if opener in ends}
+    found = _runs_into_unreachable(instrs, index + 1, else_to_end, passes=_cannot_stop)
+    return index if found is None else found
 
 
 def _effect(ins: Instr) -> tuple[int, int] | None:

@@ -207,6 +207,11 @@ FUSED = {
     "then_dead_locals": ("(func (export \"f\") (param i32) (local i32) (if (local.get 0) "
                          "(then (local.set 1 (i32.add (local.get 0) (i32.const 1))) "
                          "unreachable)))", 1),
+    "after_externref_read": ("(global $r (mut externref) (ref.null extern)) (func (export \"f\") "
+                             "(param i32) (drop (global.get $r)) unreachable)", 0),
+    "after_externref_write": ("(global $r (mut externref) (ref.null extern)) (func (export "
+                              "\"f\") (param i32) (if (local.get 0) (then (global.set $r "
+                              "(ref.null extern)) (drop (global.get $r)) unreachable)))", 1),
     "load_into_ceil": ("(memory 1) (global $g (mut i64) (i64.const 0)) (func (export \"f\") "
                        "(param i32) (global.set $g (i64.reinterpret_f64 (f64.ceil "
                        "(f64.load (local.get 0))))))", 65536),
