@@ -12,7 +12,9 @@ semantics say trapped, because it fuses the two:
 * a load whose value has a single use is folded into that use as a memory
   operand (``i32.load`` into ``i32.load8_u``'s address, ``f64.load`` into
   ``f64.ceil``, also through a local that is not read again): an
-  out-of-bounds load carries the user's offset.
+  out-of-bounds load carries the user's offset;
+* an access to a memory of size 0 may be reported at a later access in the
+  same straight-line code.
 
 Both functions take a function body and the index of the reported instruction
 and return the index of the instruction that trapped: the same index when the
@@ -25,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from ...ir.module import Instr
 
-__all__ = ["folded_unreachable", "sunk_load"]
+__all__ = ["empty_memory_access", "folded_unreachable", "sunk_load"]
 
 _FREE = frozenset(["nop", "block", "loop", "end"])
 """Instructions that compile to nothing on a straight path (``end`` falls through)."""
@@ -204,9 +206,25 @@ def sunk_load(instrs: Sequence[Instr], index: int) -> int:
     straight from a load. (A load whose address comes from a load stays: either may
     have trapped.)"""
     op = instrs[index].op
-    if op.mem_bytes or op.name.startswith(("memory.", "table.")):
+    if op.mem_bytes or op.name in ("memory.fill", "memory.copy", "memory.init"):
         return index
     operands = _CONDITIONS.get(op.name, 0) if op.special else len(op.pops)
     loads = [j for d in range(operands)
              if (j := _producer(instrs, index, d)) is not None and instrs[j].op.is_load]
     return loads[0] if len(loads) == 1 else index
+
+
+def empty_memory_access(instrs: Sequence[Instr], index: int,
+                        empty: Callable[[int], bool]) -> int:
+    """The access an out-of-bounds trap reported at ``instrs[index]`` came from, when
+    the straight-line code up to it reads or writes a memory that is empty at the
+    trap (``empty(memory index)``): the first such access, which cannot but have
+    trapped. (Cranelift may report a later access whose address it loaded there.)"""
+    first = index
+    j = index
+    while j >= 0 and _effect(instrs[j]) is not None:
+        ins = instrs[j]
+        if ins.op.mem_bytes and empty(ins.imm[2]):
+            first = j
+        j -= 1
+    return first

@@ -222,6 +222,10 @@ FUSED = {
                            "\"f\") (param i32) (local f64) (local.set 1 (f64.load "
                            "(local.get 0))) (global.set $g (i64.reinterpret_f64 (f64.ceil "
                            "(local.get 1)))))", 65536),
+    "load_into_grow": ("(memory 1) (func (export \"f\") (param i32) (result i32) "
+                       "(memory.grow (i32.load (local.get 0))))", 65536),
+    "load_from_empty_memory": ("(memory 0) (func (export \"f\") (param i32) (result i64) "
+                               "(i64.load8_u offset=1 (i32.load offset=5 (i32.const 0))))", 0),
     "load_into_add": ("(memory 1) (func (export \"f\") (param i32) (result i32) "
                       "(i32.add (local.get 0) (i32.load (local.get 0))))", 65536),
 }
