@@ -206,7 +206,7 @@ def sunk_load(instrs: Sequence[Instr], index: int) -> int:
     straight from a load. (A load whose address comes from a load stays: either may
     have trapped.)"""
     op = instrs[index].op
-    if op.mem_bytes or op.name in ("memory.fill", "memory.copy", "memory.init"):
+    if _touches_memory(instrs[index]):
         return index
     operands = _CONDITIONS.get(op.name, 0) if op.special else len(op.pops)
     loads = [j for d in range(operands)
@@ -217,14 +217,36 @@ def sunk_load(instrs: Sequence[Instr], index: int) -> int:
 def empty_memory_access(instrs: Sequence[Instr], index: int,
                         empty: Callable[[int], bool]) -> int:
     """The access an out-of-bounds trap reported at ``instrs[index]`` came from, when
-    the straight-line code up to it reads or writes a memory that is empty at the
-    trap (``empty(memory index)``): the first such access, which cannot but have
-    trapped. (Cranelift may report a later access whose address it loaded there.)"""
+    the straight-line code around it reads or writes a memory that is empty at the
+    trap (``empty(memory index)``), which cannot but trap: the first such access up
+    to ``index`` (Cranelift may report a later access whose address it loaded
+    there), else, when ``instrs[index]`` accesses no memory, the first access after
+    it if that one's memory is empty (Cranelift turns it into a trap it may report
+    at an instruction before)."""
     first = index
     j = index
-    while j >= 0 and _effect(instrs[j]) is not None:
+    while j >= 0 and _straight(instrs[j]):
         ins = instrs[j]
         if ins.op.mem_bytes and empty(ins.imm[2]):
             first = j
         j -= 1
-    return first
+    if first != index or _touches_memory(instrs[index]):
+        return first
+    for k in range(index + 1, len(instrs)):
+        ins = instrs[k]
+        if not _straight(ins):
+            break
+        if _touches_memory(ins):
+            return k if ins.op.mem_bytes and empty(ins.imm[2]) else index
+    return index
+
+
+def _straight(ins: Instr) -> bool:
+    """Whether control always goes from ``ins`` to the next instruction, unless it
+    traps (no label, branch or call)."""
+    return not (ins.op.ends_block or ins.op.is_call)
+
+
+def _touches_memory(ins: Instr) -> bool:
+    return bool(ins.op.mem_bytes) or ins.op.name in ("memory.fill", "memory.copy",
+                                                     "memory.init")

@@ -1,0 +1,70 @@
+"""Where a trap wasmtime reported at one instruction happened (`trap_sites`), on
+instruction lists: the patterns Cranelift produces are in
+tests/native/test_differential.py (FUSED), run on both backends; these cover the
+walks themselves, including the cases no small program reproduces."""
+
+from __future__ import annotations
+
+from probes.backends.wasm.trap_sites import empty_memory_access, folded_unreachable
+from probes.ir import Instr
+
+from ..conftest import module_from_wat
+
+HEAD = "(module (table 1 funcref) (memory 1) (memory 0 0) (global $r (mut externref) " \
+       "(ref.null extern)) (func $f (param i32) (result i32) (local i32)"
+
+
+def _body(text: str) -> list[Instr]:
+    return module_from_wat(f"{HEAD} {text}))").function(0).instrs
+
+
+def _at(body: list[Instr], name: str, nth: int = 0) -> int:
+    return [k for k, ins in enumerate(body) if ins.op.name == name][nth]
+
+
+def _empty(index: int) -> bool:
+    return index == 1
+
+
+def test_an_access_to_an_empty_memory_after_a_table_get() -> None:
+    body = _body("(i32.load16_u 1 offset=5 (ref.is_null (table.get 0 (local.get 0))))")
+    reported = _at(body, "table.get")
+    assert empty_memory_access(body, reported, _empty) == _at(body, "i32.load16_u")
+    assert empty_memory_access(body, reported, lambda _: False) == reported
+
+
+def test_an_access_after_a_branch_is_not_taken_for_the_reported_one() -> None:
+    body = _body("(drop (table.get 0 (local.get 0))) (br_if 0 (i32.const 0) (local.get 0)) "
+                 "(i32.load 1 (i32.const 0))")
+    reported = _at(body, "table.get")
+    assert empty_memory_access(body, reported, _empty) == reported
+
+
+def test_the_first_access_to_an_empty_memory_before_the_reported_one() -> None:
+    body = _body("(i64.load8_u (i32.load 1 offset=5 (i32.const 0))) drop "
+                 "(i32.load (local.get 0))")
+    second = _at(body, "i64.load8_u")
+    assert empty_memory_access(body, second, _empty) == _at(body, "i32.load")
+    # memory 0 is not empty: the load that reads it stays where it was reported
+    last = _at(body, "i32.load", 1)
+    assert empty_memory_access(body, last, lambda i: False) == last
+
+
+def test_an_access_before_a_call_is_not_taken() -> None:
+    body = _body("(drop (i32.load 1 (i32.const 0))) (drop (call $f (i32.const 0))) "
+                 "(i32.load (local.get 0))")
+    last = _at(body, "i32.load", 1)
+    assert empty_memory_access(body, last, _empty) == last
+
+
+def test_an_unreachable_after_an_externref_global_access() -> None:
+    body = _body("(global.set $r (ref.null extern)) (drop (global.get $r)) unreachable")
+    for reported in (_at(body, "global.set"), _at(body, "global.get")):
+        assert folded_unreachable(body, reported) == _at(body, "unreachable")
+
+
+def test_no_unreachable_past_a_call_or_a_branch() -> None:
+    for between in ("(drop (call $f (i32.const 0)))", "(br_if 0 (i32.const 0) (local.get 0)) drop"):
+        body = _body(f"(drop (global.get $r)) {between} unreachable")
+        reported = _at(body, "global.get")
+        assert folded_unreachable(body, reported) == reported
