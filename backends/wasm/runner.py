@@ -31,7 +31,7 @@ from ...probe import (
 )
 from ...probeset import ENTRY, EXIT, ProbeSet
 from ..base import TABLE_ELEMENTS_LIMIT, CompileOptions, WasiOptions
-from .trap_sites import empty_memory_access, folded_unreachable, sunk_load
+from .trap_sites import folded_unreachable, memory_site, sunk_load
 from .weaver import START_EXPORT, STATE_EXPORT, TABLE_EXPORT, Layout, Woven, weave
 
 __all__ = ["WasmBackend", "WasmExecutable", "WasmInstance"]
@@ -936,16 +936,18 @@ class WasmInstance:
             if site == index:
                 site = folded_unreachable(instrs, index, memory=True)
             if site == index:
-                site = empty_memory_access(instrs, index, self._memory_is_empty)
+                site = memory_site(instrs, index, self._memory_size)
         return loc if site == index else Location(loc.func, instrs[site].pc)
 
-    def _memory_is_empty(self, index: int) -> bool:
-        """Whether the program's memory ``index`` has size 0 now: read for memory 0,
-        known from its type for others (a maximum of 0)."""
+    def _memory_size(self, index: int) -> int | None:
+        """The size in bytes of the program's memory ``index`` now, where known: read
+        for memory 0, from the type of others that cannot grow."""
         if index == 0 and self._memory is not None:
-            return bool(self._memory.data_len(self.store) == 0)
+            return int(self._memory.data_len(self.store))
         memories = self.module.all_memories()
-        return index < len(memories) and memories[index].limits.max == 0
+        if index < len(memories) and memories[index].limits.max == memories[index].limits.min:
+            return memories[index].limits.min * 65536
+        return None
 
     def _entered(self, raw: list[tuple[int, int]]) -> bool:
         """Whether the innermost of the raw frames (`_wasm_frames`) got past its

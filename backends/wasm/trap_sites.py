@@ -13,8 +13,9 @@ semantics say trapped, because it fuses the two:
   operand (``i32.load`` into ``i32.load8_u``'s address, ``f64.load`` into
   ``f64.ceil``, also through a local that is not read again): an
   out-of-bounds load carries the user's offset;
-* an access to a memory of size 0 may be reported at a later access in the
-  same straight-line code.
+* an access may be reported at another access or instruction in the same
+  straight-line code: one whose address it loaded, or one that computed its own
+  address (`memory_site`).
 
 Both functions take a function body and the index of the reported instruction
 and return the index of the instruction that trapped: the same index when the
@@ -27,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 from ...ir.module import Instr
 
-__all__ = ["empty_memory_access", "folded_unreachable", "sunk_load"]
+__all__ = ["folded_unreachable", "memory_site", "sunk_load"]
 
 _FREE = frozenset(["nop", "block", "loop", "end"])
 """Instructions that compile to nothing on a straight path (``end`` falls through)."""
@@ -214,31 +215,56 @@ def sunk_load(instrs: Sequence[Instr], index: int) -> int:
     return loads[0] if len(loads) == 1 else index
 
 
-def empty_memory_access(instrs: Sequence[Instr], index: int,
-                        empty: Callable[[int], bool]) -> int:
-    """The access an out-of-bounds trap reported at ``instrs[index]`` came from, when
-    the straight-line code around it reads or writes a memory that is empty at the
-    trap (``empty(memory index)``), which cannot but trap: the first such access up
-    to ``index`` (Cranelift may report a later access whose address it loaded
-    there), else, when ``instrs[index]`` accesses no memory, the first access after
-    it if that one's memory is empty (Cranelift turns it into a trap it may report
-    at an instruction before)."""
-    first = index
+def memory_site(instrs: Sequence[Instr], index: int,
+                size: Callable[[int], int | None]) -> int:
+    """The access an out-of-bounds trap reported at ``instrs[index]`` came from, as
+    far as the straight-line code around it and the memories' sizes at the trap
+    (``size(memory index)``, None where unknown) show it:
+
+    * the first access up to ``index`` to a memory of size 0, which cannot but trap
+      (Cranelift may report a later access whose address it loaded there);
+    * when ``instrs[index]`` loads from an address that a load from a constant
+      address gave, that load if the constant is out of bounds (Cranelift merges
+      it into the address arithmetic of its user, whose offset it reports);
+    * when ``instrs[index]`` accesses no memory, the first access after it
+      (Cranelift may report an instruction that computed its address)."""
     j = index
+    first = index
     while j >= 0 and _straight(instrs[j]):
         ins = instrs[j]
-        if ins.op.mem_bytes and empty(ins.imm[2]):
+        if ins.op.mem_bytes and size(ins.imm[2]) == 0:
             first = j
         j -= 1
-    if first != index or _touches_memory(instrs[index]):
+    if first != index:
         return first
+    ins = instrs[index]
+    if ins.op.mem_bytes:
+        address = _producer(instrs, index, 1 if ins.op.is_store else 0)
+        if address is not None and instrs[address].op.is_load:
+            if _out_of_bounds(instrs, address, size):
+                return address
+        return index
+    if _touches_memory(ins):
+        return index
     for k in range(index + 1, len(instrs)):
-        ins = instrs[k]
-        if not _straight(ins):
+        if not _straight(instrs[k]):
             break
-        if _touches_memory(ins):
-            return k if ins.op.mem_bytes and empty(ins.imm[2]) else index
+        if _touches_memory(instrs[k]):
+            return k if instrs[k].op.mem_bytes else index
     return index
+
+
+def _out_of_bounds(instrs: Sequence[Instr], load: int,
+                   size: Callable[[int], int | None]) -> bool:
+    """Whether the load ``instrs[load]`` reads out of bounds for certain: its address
+    is a constant and its memory's size is known."""
+    const = _producer(instrs, load, 0)
+    if const is None or instrs[const].op.name != "i32.const":
+        return False
+    _, offset, memory = instrs[load].imm
+    bytes_now = size(memory)
+    return bytes_now is not None and \
+        (instrs[const].imm & 0xFFFFFFFF) + offset + instrs[load].op.mem_bytes > bytes_now
 
 
 def _straight(ins: Instr) -> bool:

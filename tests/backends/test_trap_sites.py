@@ -5,7 +5,7 @@ walks themselves, including the cases no small program reproduces."""
 
 from __future__ import annotations
 
-from probes.backends.wasm.trap_sites import empty_memory_access, folded_unreachable
+from probes.backends.wasm.trap_sites import folded_unreachable, memory_site
 from probes.ir import Instr
 
 from ..conftest import module_from_wat
@@ -22,39 +22,56 @@ def _at(body: list[Instr], name: str, nth: int = 0) -> int:
     return [k for k, ins in enumerate(body) if ins.op.name == name][nth]
 
 
-def _empty(index: int) -> bool:
-    return index == 1
+def _sizes(index: int) -> int | None:
+    """Memory 0 has one page, memory 1 none."""
+    return 0 if index == 1 else 65536
 
 
-def test_an_access_to_an_empty_memory_after_a_table_get() -> None:
+def _unknown(index: int) -> int | None:
+    return None
+
+
+def test_the_access_after_a_table_get() -> None:
     body = _body("(i32.load16_u 1 offset=5 (ref.is_null (table.get 0 (local.get 0))))")
     reported = _at(body, "table.get")
-    assert empty_memory_access(body, reported, _empty) == _at(body, "i32.load16_u")
-    assert empty_memory_access(body, reported, lambda _: False) == reported
+    assert memory_site(body, reported, _sizes) == _at(body, "i32.load16_u")
+    assert memory_site(body, reported, _unknown) == _at(body, "i32.load16_u")
+
+
+def test_a_load_from_a_constant_address_out_of_bounds_feeding_another() -> None:
+    for address, trapped in ((65533, "i32.load"), (65532, "i64.load"), (-4, "i32.load")):
+        body = _body(f"(drop (i64.load offset=2 (i32.load (i32.const {address})))) "
+                     "(local.get 0)")
+        assert memory_site(body, _at(body, "i64.load"), _sizes) == _at(body, trapped)
+        # the size unknown: it stays
+        assert memory_site(body, _at(body, "i64.load"), _unknown) == _at(body, "i64.load")
+    body = _body("(drop (i64.load (i32.load (local.get 0)))) (local.get 0)")
+    assert memory_site(body, _at(body, "i64.load"), _sizes) == _at(body, "i64.load")
 
 
 def test_an_access_after_a_branch_is_not_taken_for_the_reported_one() -> None:
     body = _body("(drop (table.get 0 (local.get 0))) (br_if 0 (i32.const 0) (local.get 0)) "
                  "(i32.load 1 (i32.const 0))")
     reported = _at(body, "table.get")
-    assert empty_memory_access(body, reported, _empty) == reported
+    assert memory_site(body, reported, _sizes) == reported
 
 
 def test_the_first_access_to_an_empty_memory_before_the_reported_one() -> None:
     body = _body("(i64.load8_u (i32.load 1 offset=5 (i32.const 0))) drop "
                  "(i32.load (local.get 0))")
     second = _at(body, "i64.load8_u")
-    assert empty_memory_access(body, second, _empty) == _at(body, "i32.load")
-    # memory 0 is not empty: the load that reads it stays where it was reported
+    assert memory_site(body, second, _sizes) == _at(body, "i32.load")
+    # no memory empty: the load stays where it was reported
     last = _at(body, "i32.load", 1)
-    assert empty_memory_access(body, last, lambda i: False) == last
+    assert memory_site(body, last, lambda _: 65536) == last
+    assert memory_site(body, last, _sizes) == _at(body, "i32.load")
 
 
 def test_an_access_before_a_call_is_not_taken() -> None:
     body = _body("(drop (i32.load 1 (i32.const 0))) (drop (call $f (i32.const 0))) "
                  "(i32.load (local.get 0))")
     last = _at(body, "i32.load", 1)
-    assert empty_memory_access(body, last, _empty) == last
+    assert memory_site(body, last, _sizes) == last
 
 
 def test_an_unreachable_after_an_externref_global_access() -> None:
