@@ -121,21 +121,18 @@ def folded_unreachable(instrs: Sequence[Instr], index: int, memory: bool = False
     return found.pop() if len(found) == 1 else index
 
 
-def _cannot_stop(ins: Instr) -> bool:
-    """Whether ``ins`` always runs on to the next instruction without a trap."""
-    return _dead_at_trap(ins) or ins.op.name == "global.set"
-
-
 def _unreachable_after(instrs: Sequence[Instr], index: int) -> int:
     """The ``unreachable`` an ``unreachable`` trap reported at ``instrs[index]``, an
-    instruction that cannot trap, came from: the one that control reaches from it in
-    a straight line. (Cranelift gives the trap of an ``unreachable`` after a read or
-    write of an ``externref`` global the location of that access.)"""
-    if not _cannot_stop(instrs[index]):
+    instruction that is not one, came from: the one control reaches from it in a
+    straight line (any trap of the instructions between would have had another
+    kind). Cranelift gives such a trap the location of an instruction before it
+    whose code it kept: a read or write of an ``externref`` global, a
+    ``table.grow``."""
+    if not _straight(instrs[index]):
         return index
     _, ends, elses = _structure(instrs, index)
     else_to_end = {e: ends[opener] for opener, e in elses.items() if opener in ends}
-    found = _runs_into_unreachable(instrs, index + 1, else_to_end, passes=_cannot_stop)
+    found = _runs_into_unreachable(instrs, index + 1, else_to_end, passes=_straight)
     return index if found is None else found
 
 

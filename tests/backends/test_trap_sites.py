@@ -80,6 +80,13 @@ def test_an_unreachable_after_an_externref_global_access() -> None:
         assert folded_unreachable(body, reported) == _at(body, "unreachable")
 
 
+def test_an_unreachable_after_a_table_grow() -> None:
+    body = _body("(local.set 1 (select (table.grow 0 (ref.null func) (i32.const 3)) "
+                 "(local.tee 0 (i32.div_u (i32.const 1) (local.get 0))) (local.get 0))) "
+                 "(block unreachable) (local.get 0)")
+    assert folded_unreachable(body, _at(body, "table.grow")) == _at(body, "unreachable")
+
+
 def test_no_unreachable_past_a_call_or_a_branch() -> None:
     for between in ("(drop (call $f (i32.const 0)))", "(br_if 0 (i32.const 0) (local.get 0)) drop"):
         body = _body(f"(drop (global.get $r)) {between} unreachable")

@@ -201,6 +201,9 @@ FUSED = {
     "after_externref_write": ("(global $r (mut externref) (ref.null extern)) (func (export "
                               "\"f\") (param i32) (if (local.get 0) (then (global.set $r "
                               "(ref.null extern)) (drop (global.get $r)) unreachable)))", 1),
+    "after_table_grow": ("(table 7 10 externref) (func (export \"f\") (param i32) (local.set 0 "
+                         "(select (table.grow 0 (ref.null extern) (i32.const 304)) "
+                         "(local.tee 0 (i32.const 16300)) (local.get 0))) (block unreachable))", 0),
     "load_into_ceil": ("(memory 1) (global $g (mut i64) (i64.const 0)) (func (export \"f\") "
                        "(param i32) (global.set $g (i64.reinterpret_f64 (f64.ceil "
                        "(f64.load (local.get 0))))))", 65536),
