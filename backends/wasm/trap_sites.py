@@ -152,11 +152,13 @@ def _effect(ins: Instr) -> tuple[int, int] | None:
     return None
 
 
-def _producer(instrs: Sequence[Instr], index: int, depth: int) -> int | None:
+def _producer(instrs: Sequence[Instr], index: int, depth: int,
+              through_locals: bool = True) -> int | None:
     """The instruction that computed the value ``depth`` below the top of the stack just
     before ``instrs[index]``, found in straight-line code. Locals are seen through, as
     Cranelift sees them: a ``local.tee`` passes its value on, and a ``local.get`` gives
-    the value of the last ``local.set``/``local.tee`` of that local."""
+    the value of the last ``local.set``/``local.tee`` of that local (not
+    ``through_locals``: the ``local.get`` or ``local.tee`` itself)."""
     j = index - 1
     while j >= 0:
         ins = instrs[j]
@@ -166,6 +168,8 @@ def _producer(instrs: Sequence[Instr], index: int, depth: int) -> int | None:
         pops, pushes = effect
         if depth < pushes:
             name = ins.op.name
+            if not through_locals:
+                return j
             if name == "local.tee":  # its operand is the value
                 j -= 1
                 continue
@@ -220,6 +224,9 @@ def memory_site(instrs: Sequence[Instr], index: int,
 
     * the first access up to ``index`` to a memory of size 0, which cannot but trap
       (Cranelift may report a later access whose address it loaded there);
+    * the first access before ``index`` to the same address in the same memory
+      that reaches at least as far (Cranelift deletes a store that a later one
+      overwrites);
     * when ``instrs[index]`` loads from an address that a load from a constant
       address gave, that load if the constant is out of bounds (Cranelift merges
       it into the address arithmetic of its user, whose offset it reports);
@@ -236,6 +243,9 @@ def memory_site(instrs: Sequence[Instr], index: int,
         return first
     ins = instrs[index]
     if ins.op.mem_bytes:
+        same = _same_address_before(instrs, index, j + 1)
+        if same is not None:
+            return same
         address = _producer(instrs, index, 1 if ins.op.is_store else 0)
         if address is not None and instrs[address].op.is_load:
             if _out_of_bounds(instrs, address, size):
@@ -249,6 +259,43 @@ def memory_site(instrs: Sequence[Instr], index: int,
         if _touches_memory(instrs[k]):
             return k if instrs[k].op.mem_bytes else index
     return index
+
+
+def _same_address_before(instrs: Sequence[Instr], index: int, start: int) -> int | None:
+    """The first access in ``instrs[start:index]`` to the address and memory of the
+    access ``instrs[index]`` whose last byte is at or past its last byte: if the
+    later one is out of bounds, so was that one."""
+    _, offset, memory = instrs[index].imm
+    key = _address_key(instrs, index)
+    if key is None:
+        return None
+    end = offset + instrs[index].op.mem_bytes
+    for k in range(start, index):
+        ins = instrs[k]
+        if (ins.op.mem_bytes and ins.imm[2] == memory
+                and ins.imm[1] + ins.op.mem_bytes >= end and _address_key(instrs, k) == key
+                and not (key[0] == "local" and any(
+                    w.op.name in ("local.set", "local.tee") and w.imm == key[1]
+                    for w in instrs[k:index]))):
+            return k
+    return None
+
+
+def _address_key(instrs: Sequence[Instr], index: int) -> tuple[str, int] | None:
+    """What two accesses in one straight line with the same key use as their
+    address operand: the same constant, the value of the same instruction, or the
+    same local (the caller checks it is not written between)."""
+    depth = 1 if instrs[index].op.is_store else 0
+    value = _producer(instrs, index, depth)
+    if value is not None:
+        ins = instrs[value]
+        if ins.op.name == "i32.const":
+            return "const", ins.imm & 0xFFFFFFFF
+        return "value", value
+    pusher = _producer(instrs, index, depth, through_locals=False)
+    if pusher is not None and instrs[pusher].op.name == "local.get":
+        return "local", instrs[pusher].imm
+    return None
 
 
 def _out_of_bounds(instrs: Sequence[Instr], load: int,

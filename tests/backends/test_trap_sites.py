@@ -49,6 +49,30 @@ def test_a_load_from_a_constant_address_out_of_bounds_feeding_another() -> None:
     assert memory_site(body, _at(body, "i64.load"), _sizes) == _at(body, "i64.load")
 
 
+def test_an_earlier_access_to_the_same_address_that_reaches_as_far() -> None:
+    body = _body("(i32.store offset=4 (local.get 0) (i32.const 1)) "
+                 "(i32.store (local.get 0) (i32.const 2)) (local.get 0)")
+    first, second = _at(body, "i32.store"), _at(body, "i32.store", 1)
+    assert memory_site(body, second, _sizes) == first
+    # it ends before the reported one does
+    body = _body("(i32.store (local.get 0) (i32.const 1)) "
+                 "(i32.store offset=4 (local.get 0) (i32.const 2)) (local.get 0)")
+    second = _at(body, "i32.store", 1)
+    assert memory_site(body, second, _sizes) == second
+    # the address is another value: the local was written between, through a
+    # `table.get` the producer walk does not see past
+    body = _body("(i32.store (local.get 0) (i32.const 1)) (local.set 0 (i32.const 8)) "
+                 "(drop (table.get 0 (i32.const 0))) (i32.store (local.get 0) (i32.const 2)) "
+                 "(local.get 0)")
+    second = _at(body, "i32.store", 1)
+    assert memory_site(body, second, _sizes) == second
+    # the same local read through a computed value, and a constant
+    for address in ("(i32.add (local.get 0) (i32.const 4))", "(i32.const 65534)"):
+        body = _body(f"(local.set 1 {address}) (i64.store (local.get 1) (i64.const 1)) "
+                     f"(i32.store (local.get 1) (i32.const 2)) (local.get 0)")
+        assert memory_site(body, _at(body, "i32.store"), _sizes) == _at(body, "i64.store")
+
+
 def test_an_access_after_a_branch_is_not_taken_for_the_reported_one() -> None:
     body = _body("(drop (table.get 0 (local.get 0))) (br_if 0 (i32.const 0) (local.get 0)) "
                  "(i32.load 1 (i32.const 0))")

@@ -226,6 +226,8 @@ FUSED = {
     "store_at_table_grow": ("(table 1 funcref) (memory 1 4) (func (export \"f\") (param i32) "
                             "(i32.store16 offset=4294967295 (table.grow 0 (ref.null func) "
                             "(i32.const 13945)) (i32.const 189)))", 0),
+    "overwritten_store": ("(memory 1) (func (export \"f\") (param i32) (i32.store (local.get 0) "
+                          "(i32.const 1)) (i32.store (local.get 0) (i32.const 2)))", 65534),
     "load_into_add": ("(memory 1) (func (export \"f\") (param i32) (result i32) "
                       "(i32.add (local.get 0) (i32.load (local.get 0))))", 65536),
 }
