@@ -1,25 +1,27 @@
 """Where a trap that wasmtime reports at one instruction really happened.
 
 Cranelift attributes some traps to an instruction other than the one the Wasm
-semantics say trapped, because it fuses the two:
+semantics say trapped, because it fused, merged or deleted code around it:
 
 * an arm or branch target that does nothing but ``unreachable`` becomes a
   conditional trap on the branch (``if``, ``br_if``): the trap carries the
   branch's offset; so does one that does nothing but a load or store into a
   memory of size 0, which cannot but trap;
-* an ``unreachable`` right after a read or write of an ``externref`` global
-  carries the offset of that access;
+* an ``unreachable`` may carry the offset of an instruction before it whose
+  code was kept (a read or write of an ``externref`` global, ``table.grow``);
 * a load whose value has a single use is folded into that use as a memory
   operand (``i32.load`` into ``i32.load8_u``'s address, ``f64.load`` into
   ``f64.ceil``, also through a local that is not read again): an
   out-of-bounds load carries the user's offset;
-* an access may be reported at another access or instruction in the same
-  straight-line code: one whose address it loaded, or one that computed its own
-  address (`memory_site`).
+* an out-of-bounds access may carry the offset of another access or
+  instruction in the same straight-line code: a later access whose address it
+  loaded, a later store to the same address (the first store deleted as
+  overwritten), or the instruction that computed its address.
 
-Both functions take a function body and the index of the reported instruction
-and return the index of the instruction that trapped: the same index when the
-body shows no such fusion, or when more than one instruction could be it.
+Each function takes a function body and the index of the reported instruction
+and returns the index of the instruction that trapped: the same index when the
+body (and, for `memory_site`, the memories' sizes) shows no such case, or when
+more than one instruction could be it.
 """
 
 from __future__ import annotations
