@@ -940,14 +940,11 @@ class WasmInstance:
         return loc if site == index else Location(loc.func, instrs[site].pc)
 
     def _memory_size(self, index: int) -> int | None:
-        """The size in bytes of the program's memory ``index`` now, where known: read
-        for memory 0, from the type of others that cannot grow."""
-        if index == 0 and self._memory is not None:
-            return int(self._memory.data_len(self.store))
-        memories = self.module.all_memories()
-        if index < len(memories) and memories[index].limits.max == memories[index].limits.min:
-            return memories[index].limits.min * 65536
-        return None
+        """The size in bytes of the program's memory ``index`` now."""
+        name = self.layout.memory_exports.get(index)
+        if name is None:
+            return None
+        return int(self._exports[name].data_len(self.store))
 
     def _entered(self, raw: list[tuple[int, int]]) -> bool:
         """Whether the innermost of the raw frames (`_wasm_frames`) got past its

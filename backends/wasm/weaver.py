@@ -338,6 +338,9 @@ class Layout:
     """The original start function, now exported as START_EXPORT."""
     memory_export: str | None = None
     """Export name of the program's memory 0, if it has one."""
+    memory_exports: dict[int, str] = field(default_factory=dict)
+    """Export name of each of the program's memories (the host reads their sizes
+    at a trap)."""
 
     def alloc(self, size: int, align: int = 8) -> int:
         off = (self.state_size + align - 1) // align * align
@@ -530,11 +533,15 @@ class _Weaver:
         out.tables.append(TableType(FUNCREF, Limits(nslots, nslots)))
         out.exports.append(Export(TABLE_EXPORT, "table", self.table))
         names = {e.name for e in m.exports}
-        mem0 = next((e.name for e in m.exports if e.kind == "memory" and e.index == 0), None)
-        if mem0 is None and self.state_mem > 0:
-            out.exports.append(Export(MEMORY_EXPORT, "memory", 0))
-            mem0 = MEMORY_EXPORT
-        layout.memory_export = mem0
+        for e in m.exports:
+            if e.kind == "memory":
+                layout.memory_exports.setdefault(e.index, e.name)
+        for k in range(self.state_mem):
+            if k not in layout.memory_exports:
+                name = MEMORY_EXPORT if k == 0 else f"__probes_memory{k}"
+                out.exports.append(Export(name, "memory", k))
+                layout.memory_exports[k] = name
+        layout.memory_export = layout.memory_exports.get(0)
         if m.start is not None:
             layout.moved_start = m.start
             out.start = None

@@ -218,6 +218,9 @@ FUSED = {
                        "(memory.grow (i32.load (local.get 0))))", 65536),
     "load_from_empty_memory": ("(memory 0) (func (export \"f\") (param i32) (result i64) "
                                "(i64.load8_u offset=1 (i32.load offset=5 (i32.const 0))))", 0),
+    "load_from_empty_second_memory": ("(memory 1) (memory 0) (func (export \"f\") (param i32) "
+                                      "(result i32) (i32.load8_s 1 offset=2 (i32.load 1 "
+                                      "offset=2 (local.get 0))))", 1),
     "load_from_constant_into_load": ("(memory 1) (func (export \"f\") (param i32) (result i64) "
                                      "(i64.load offset=2 (i32.load (i32.const -2376))))", 0),
     "store_at_table_grow": ("(table 1 funcref) (memory 1 4) (func (export \"f\") (param i32) "
