@@ -74,7 +74,8 @@ STATE_EXPORT = "__probes_state"
 TABLE_EXPORT = "__probes_table"
 """Export name of the appended callback table."""
 MEMORY_EXPORT = "__probes_memory0"
-"""Export name given to the program's memory 0 when it had none."""
+"""Export name given to the program's memory 0 when it had none (memory k:
+``__probes_memory{k}``)."""
 START_EXPORT = "__probes_start"
 """Export name of the start function, which the host calls once callbacks are in place."""
 FUEL_EXPORT = "__probes_fuel"
@@ -538,7 +539,7 @@ class _Weaver:
                 layout.memory_exports.setdefault(e.index, e.name)
         for k in range(self.state_mem):
             if k not in layout.memory_exports:
-                name = MEMORY_EXPORT if k == 0 else f"__probes_memory{k}"
+                name = f"__probes_memory{k}"  # MEMORY_EXPORT for memory 0
                 out.exports.append(Export(name, "memory", k))
                 layout.memory_exports[k] = name
         layout.memory_export = layout.memory_exports.get(0)
