@@ -334,7 +334,7 @@ class WasmInstance:
         ex = self.instance.exports(self.store)
         self._exports = ex
         self._state = ex[STATE_EXPORT]
-        mem0 = self.layout.memory_export
+        mem0 = self.layout.memory_exports.get(0)
         self._memory = ex[mem0] if mem0 is not None else None  # "" is a name too
         self._fill_table(ex[TABLE_EXPORT])
         if self.layout.fuel_export:

@@ -337,8 +337,6 @@ class Layout:
     original location it stands for and whether that instruction began."""
     moved_start: int | None = None
     """The original start function, now exported as START_EXPORT."""
-    memory_export: str | None = None
-    """Export name of the program's memory 0, if it has one."""
     memory_exports: dict[int, str] = field(default_factory=dict)
     """Export name of each of the program's memories (the host reads their sizes
     at a trap)."""
@@ -542,7 +540,6 @@ class _Weaver:
                 name = f"__probes_memory{k}"  # MEMORY_EXPORT for memory 0
                 out.exports.append(Export(name, "memory", k))
                 layout.memory_exports[k] = name
-        layout.memory_export = layout.memory_exports.get(0)
         if m.start is not None:
             layout.moved_start = m.start
             out.start = None
