@@ -3,12 +3,13 @@
     python benchmarks/native_ceiling.py [--programs nbody,sha] [--rounds 5] [--clang]
         [--variants shipped,unchecked] [--layouts 4]
 
-Compiles each program with the native backend five times, four of them with parts of
+Compiles each program with the native backend six times, five of them with parts of
 the lowering switched off, and times them interleaved with plain wasmtime in one
 process (guest thread CPU time, minimum over the rounds):
 
 * ``shipped``: the backend as it is;
 * ``per-access``: a bounds check on every access (no merged checks, guards.py);
+* ``no-loops``: merged checks in straight-line runs, but none once per counted loop;
 * ``unchecked``: no bounds check on any memory access (what a guard-page scheme would
   remove; unsafe: an out-of-bounds access is a segfault);
 * ``no-frames``: no frame record before calls and no call-depth check, only the native
@@ -74,11 +75,13 @@ def _stack_check_only(self: Any) -> None:
 
 
 NO_FRAMES = {"record_frame": _no_record, "prologue": _stack_check_only}
-PER_ACCESS = {"_guard_runs": lambda self: {}}
+PER_ACCESS = {"_guard_runs": lambda self: ({}, {})}
+NO_LOOPS = {"_guard_runs": lambda self: (SHIPPED["_guard_runs"](self)[0], {})}
 UNCHECKED = {"address": _unchecked_address, **PER_ACCESS}
 VARIANTS: dict[str, dict[str, Callable[..., Any]]] = {
     "shipped": {},
     "per-access": PER_ACCESS,
+    "no-loops": NO_LOOPS,
     "unchecked": UNCHECKED,
     "no-frames": NO_FRAMES,
     "unsafe": {**UNCHECKED, **NO_FRAMES},

@@ -115,12 +115,141 @@ def find_runs(f: Function, i32_locals: set[int], eligible: dict[int, int],
     return runs
 
 
+MAX_STRIDE = 1 << 24
+"""Largest step of a loop's counter, and largest distance a base checked once per loop
+moves per iteration (keeps the span of the addresses in 64 bits)."""
+LOOP_EXITS = {"i32.ne": "ne", "i32.lt_s": "lt_s", "i32.lt_u": "lt_u"}
+
+
+@dataclass
+class Loop:
+    """A counted loop whose bounds checks are made once, before it is entered.
+
+    ``loop`` (no parameters or results), a run, ``br_if 0`` on ``iv + step <op> bound``
+    (op ``!=``, ``<s`` or ``<u``, or the plain ``iv + step``, which is ``!= 0``;
+    ``bound`` a constant or a local the loop does not write), ``end``. The run sets
+    ``iv`` to ``iv + step``, so the value of ``iv + step`` decides the trip count. Locals
+    the run sets to their own value plus a constant are *linear*; ``iv`` is one. A group
+    whose base sums locals the loop does not write and linear ones moves by a constant
+    stride each iteration, so its addresses in the first and the last iteration bound
+    all the others (lower.lower_loop)."""
+
+    start: int
+    """Index of the ``loop`` instruction; the ``end`` is at ``run.end + 1``."""
+    run: Run
+    """The body up to the ``br_if``, with the groups left to a check per iteration."""
+    iv: int
+    step: int
+    exit: str
+    """"ne", "lt_s" or "lt_u": how the next counter is compared with the bound."""
+    bound: Form
+    """``((), n)`` or ``(((local, 1),), 0)``."""
+    groups: list[Group]
+    """Checked once per loop entry."""
+    strides: list[int]
+    """How far each of ``groups``' bases moves per iteration (signed)."""
+
+    @property
+    def end(self) -> int:
+        """Index one past the loop's ``end``."""
+        return self.run.end + 2
+
+
+def find_loops(f: Function, i32_locals: set[int], eligible: dict[int, int]
+               ) -> dict[int, Loop]:
+    """Counted loops of ``f`` (see Loop) with at least one group checked once, keyed by
+    the index of their ``loop`` instruction."""
+    loops: dict[int, Loop] = {}
+    instrs = f.instrs
+    n = len(instrs)
+    for start, ins in enumerate(instrs):
+        bt = ins.imm
+        if ins.op.name != "loop" or bt.result is not None or bt.type_index is not None:
+            continue
+        end = start + 1
+        while end < n and end - start <= MAX_RUN and _in_run(instrs[end]):
+            end += 1
+        if (end + 1 >= n or end == start + 1 or instrs[end].op.name != "br_if"
+                or instrs[end].imm != 0 or instrs[end + 1].op.name != "end"):
+            continue
+        body = instrs[start + 1:end]
+        exit = LOOP_EXITS.get(body[-1].op.name)
+        found, forms, stack = _simulate(body[:-1] if exit else body, i32_locals, eligible)
+        if exit is None:  # br_if on the counter itself
+            exit, stack = "ne", stack + [((), 0)]
+        if len(stack) < 2:
+            continue
+        loop = _counted(start, end, stack[-2], stack[-1], exit, forms, found)
+        if loop is not None:
+            loops[start] = loop
+    return loops
+
+
+def _counted(start: int, end: int, x: Form | None, y: Form | None, exit: str,
+             forms: dict[int, Form | None], found: dict[tuple[int, Terms], Group]
+             ) -> Loop | None:
+    """The loop if ``x <exit> y`` compares ``iv + step`` with a bound (either way round
+    for ``!=``) and some group's base moves only with linear locals."""
+    linear = {k: v[1] for k, v in forms.items()
+              if v is not None and v[0] == ((k, 1),) and abs(v[1]) <= MAX_STRIDE}
+    if not _advances(x, linear):
+        if exit != "ne":
+            return None
+        x, y = y, x
+        if not _advances(x, linear):
+            return None
+    assert x is not None
+    ((iv, _one),), step = x
+    if exit != "ne" and step < 0:
+        return None
+    if y is None or (y[0] and (y[1] != 0 or len(y[0]) != 1 or y[0][0][1] != 1
+                               or y[0][0][0] in forms)):
+        return None
+    covered, strides, rest = [], [], []
+    for g in found.values():
+        stride = 0
+        for k, factor in g.base:
+            if k in linear:
+                stride += factor * linear[k]
+            elif k in forms:
+                stride = None
+                break
+        if stride is not None:
+            stride = _signed32(stride)
+        if stride is None or abs(stride) > MAX_STRIDE:
+            rest.append(g)
+        else:
+            covered.append(g)
+            strides.append(stride)
+    if not covered:
+        return None
+    run = Run(start + 1, end, [g for g in rest if len(set(g.at.values())) >= 2])
+    return Loop(start, run, iv, step, exit, y, covered, strides)
+
+
+def _advances(x: Form | None, linear: dict[int, int]) -> bool:
+    """Whether ``x`` is ``iv + step`` for a linear local iv that advances by step."""
+    if x is None or len(x[0]) != 1:
+        return False
+    (iv, factor), = x[0]
+    return factor == 1 and x[1] != 0 and linear.get(iv) == x[1]
+
+
 def _groups(run: list[Instr], i32_locals: set[int], eligible: dict[int, int],
             min_accesses: int) -> list[Group]:
+    found, _forms, _stack = _simulate(run, i32_locals, eligible)
+    # Accesses at one address already share one check (LLVM merges equal compares).
+    return [g for g in found.values() if len(set(g.at.values())) >= min_accesses]
+
+
+def _simulate(run: list[Instr], i32_locals: set[int], eligible: dict[int, int]
+              ) -> tuple[dict[tuple[int, Terms], Group], dict[int, Form | None],
+                         list[Form | None]]:
     """Simulate the operand stack symbolically: an entry is ``(base, c)`` (a base, see
     the module docstring, plus c), ``((), c)`` for an i32 constant, or None. A local
     written in the run holds the form of what was written: after ``local.tee q`` of
-    ``p + 80``, ``local.get q`` reads ``p + 80``, p's value at the start of the run."""
+    ``p + 80``, ``local.get q`` reads ``p + 80``, p's value at the start of the run.
+    Returns the groups by (memory, base), the written locals' forms and the stack."""
     stack: list[Form | None] = []
     forms: dict[int, Form | None] = {}
     found: dict[tuple[int, Terms], Group] = {}
@@ -180,8 +309,7 @@ def _groups(run: list[Instr], i32_locals: set[int], eligible: dict[int, int],
             for _ in ins.op.pops:
                 pop()
             stack.extend(None for _ in ins.op.pushes)
-    # Accesses at one address already share one check (LLVM merges equal compares).
-    return [g for g in found.values() if len(set(g.at.values())) >= min_accesses]
+    return found, forms, stack
 
 
 def _form(terms: dict[int, int], c: int) -> Form | None:

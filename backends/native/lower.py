@@ -68,7 +68,7 @@ through its appended table; on that table the lowering emits a direct
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1032,14 +1032,18 @@ class _FuncLowering:
         top = _Frame("func", (), results, 0)
         self.frames.append(top)
         instrs = f.instrs
-        runs = self._guard_runs()
+        runs, loops = self._guard_runs()
         i = 0
         n = len(instrs)
         while i < n:
             if not self.live:
                 i = self.skip_unreachable(instrs, i)
+            loop = loops.get(i)
             run = runs.get(i)
-            if run is not None:
+            if loop is not None:
+                self.lower_loop(loop, runs.get(i + 1))
+                i = loop.end
+            elif run is not None:
                 self.lower_run(run)
                 i = run.end
             else:
@@ -1059,18 +1063,20 @@ class _FuncLowering:
             self.charge(ins)
         handler(self, ins)
 
-    def _guard_runs(self) -> dict[int, guards.Run]:
-        """Straight-line runs whose accesses share merged bounds checks (guards.py).
-        Not with fuel: its accounting is per instruction, in one copy."""
+    def _guard_runs(self) -> tuple[dict[int, guards.Run], dict[int, guards.Loop]]:
+        """Straight-line runs whose accesses share merged bounds checks, and counted
+        loops checked once before they start (guards.py). Not with fuel: its accounting
+        is per instruction, in one copy."""
         if self.metered or self._probed():
-            return {}
+            return {}, {}
         ml = self.ml
         eligible = {mem: ml.min_size(mem) for mem in range(len(ml.m.all_memories()))
                     if mem != ml.cfg.state_memory and ml.min_size(mem) > 0}
         if not eligible:
-            return {}
+            return {}, {}
         i32_locals = {k for k, t in enumerate(self.local_types) if t == I32}
-        return guards.find_runs(self.f, i32_locals, eligible)
+        return (guards.find_runs(self.f, i32_locals, eligible),
+                guards.find_loops(self.f, i32_locals, eligible))
 
     def _probed(self) -> bool:
         """Whether the function updates probe state. Its runs keep a check per access:
@@ -1080,21 +1086,108 @@ class _FuncLowering:
         return state is not None and any(
             ins.op.name in guards.PLAIN_MEMORY and ins.imm[2] == state for ins in self.f.instrs)
 
-    def lower_run(self, run: guards.Run) -> None:
+    def base_of(self, g: guards.Group) -> ir.Value:
+        """The 32-bit value of ``g``'s base, from its locals as they are now (wrapping
+        i32 arithmetic, as in Wasm)."""
+        b = self.b
+        value = None
+        for local, factor in g.base:
+            v = b.load(self.locals[local])
+            if factor != 1:
+                v = b.mul(v, ir.Constant(I32, factor))
+            value = v if value is None else b.add(value, v)
+        assert value is not None
+        return value
+
+    def lower_loop(self, loop: guards.Loop, run: guards.Run | None) -> None:
+        """Emit ``loop`` twice: with no check on the accesses of ``loop.groups`` when
+        their addresses in the first and the last iteration are in bounds (then all
+        are: each base moves by a constant stride, and memories never shrink), and as
+        usual otherwise, its body being ``run`` if that has merged checks."""
+        b = self.b
+        ok = self.loop_in_bounds(loop)
+        fast = self.fn.append_basic_block("loop_fast")
+        exact = self.fn.append_basic_block("loop_exact")
+        joined = self.fn.append_basic_block("loop_joined")
+        b.cbranch(ok, fast, exact).set_weights([2000, 1])
+        instrs = self.f.instrs
+        entry_stack = list(self.stack)
+        for block, fast_copy in ((fast, True), (exact, False)):
+            self.stack = list(entry_stack)
+            b.position_at_end(block)
+            self.lower_instr(instrs[loop.start])
+            if fast_copy:
+                self.lower_run(loop.run, loop.groups)
+            elif run is not None:
+                self.lower_run(run)
+            else:
+                for ins in instrs[loop.run.start:loop.run.end]:
+                    self.lower_instr(ins)
+            for ins in instrs[loop.run.end:loop.end]:  # br_if 0, end
+                self.lower_instr(ins)
+            assert self.live and len(self.stack) == len(entry_stack)
+            b.branch(joined)
+        b.position_at_end(joined)
+        self.stack = entry_stack
+
+    def loop_in_bounds(self, loop: guards.Loop) -> ir.Value:
+        """Whether every access of ``loop.groups`` in every iteration is in bounds, from
+        the locals' values at the loop's entry (64-bit arithmetic: nothing wraps)."""
+        b = self.b
+
+        def c64(v: int) -> ir.Constant:
+            return ir.Constant(I64, v)
+
+        signed = loop.exit != "lt_u"
+        widen = b.sext if signed else b.zext
+        i0 = widen(b.load(self.locals[loop.iv]), I64)
+        terms, n = loop.bound
+        bound = widen(b.load(self.locals[terms[0][0]]), I64) if terms else c64(
+            n if signed else n & 0xFFFFFFFF)
+        step = loop.step
+        if loop.exit == "ne":
+            # iv + step reaches the bound after (bound - i0) / step >= 1 iterations.
+            diff = b.sub(bound, i0)
+            ok = b.icmp_signed(">" if step > 0 else "<", diff, c64(0))
+            if abs(step) != 1:
+                ok = b.and_(ok, b.icmp_signed("==", b.srem(diff, c64(step)), c64(0)))
+            last = b.sub(b.sdiv(diff, c64(step)), c64(1))
+        else:
+            # iv < bound on entry, and iv + step cannot wrap past the bound.
+            top = (1 << 31) - 1 if signed else (1 << 32) - 1
+            ok = b.and_(b.icmp_signed("<", i0, bound),
+                        b.icmp_signed("<=", b.add(bound, c64(step - 1)), c64(top)))
+            last = b.sdiv(b.sub(b.sub(bound, c64(1)), i0), c64(step))
+        # last: the index of the last iteration, 0-based (garbage when not ok).
+        for g, stride in zip(loop.groups, loop.strides, strict=True):
+            _base, size = self.mem_base_and_size(g.mem)
+            first = b.zext(self.base_of(g), I64)
+            limit = b.sub(size, c64(g.hi - g.lo), flags=["nuw"])
+            ends = [first]
+            if stride:
+                final = b.add(first, b.mul(last, c64(stride)))
+                # The base does not wrap between its two ends (a negative one is huge).
+                ok = b.and_(ok, b.icmp_unsigned("<=", final, c64(0xFFFFFFFF)))
+                ends.append(final)
+            for e in ends:  # e + lo >= 0 and e + hi <= size, as in lower_run
+                ok = b.and_(ok, b.icmp_unsigned("<=", b.add(e, c64(g.lo)), limit))
+        return ok
+
+    def lower_run(self, run: guards.Run, covered: Sequence[guards.Group] = ()) -> None:
         """Emit ``run`` twice: without the checks its merged checks cover, when they
-        pass, and exactly otherwise; the operand stacks meet in phis."""
+        pass, and exactly otherwise; the operand stacks meet in phis. The accesses of
+        ``covered`` are in bounds, checked already (lower_loop): no check, in both."""
         b = self.b
         ok = None
         guarded: dict[int, tuple[ir.Value, int]] = {}
+        for g in covered:
+            base, _size = self.mem_base_and_size(g.mem)
+            p = b.gep(base, [b.zext(self.base_of(g), I64)])
+            for pc, off in g.at.items():
+                guarded[pc] = (p, off)
         for g in run.groups:
             base, size = self.mem_base_and_size(g.mem)
-            value = None
-            for local, factor in g.base:  # wrapping i32 arithmetic, as in Wasm
-                v = b.load(self.locals[local])
-                if factor != 1:
-                    v = b.mul(v, ir.Constant(I32, factor))
-                value = v if value is None else b.add(value, v)
-            a = b.zext(value, I64)
+            a = b.zext(self.base_of(g), I64)
             # p + lo >= 0 and p + hi <= size, as one unsigned compare (a negative
             # p + lo wraps to a huge value); size - span cannot wrap (span <= minimum).
             low = b.add(a, ir.Constant(I64, g.lo))
@@ -1104,7 +1197,13 @@ class _FuncLowering:
             p = b.gep(base, [a])
             for pc, off in g.at.items():
                 guarded[pc] = (p, off)
-        assert ok is not None
+        if ok is None:  # all covered: one copy
+            self.guarded = guarded
+            for ins in self.f.instrs[run.start:run.end]:
+                self.lower_instr(ins)
+            self.guarded = {}
+            return
+        covered_only = {pc: guarded[pc] for g in covered for pc in g.at}
         fast = self.fn.append_basic_block("fast")
         exact = self.fn.append_basic_block("exact")
         joined = self.fn.append_basic_block("joined")
@@ -1112,7 +1211,7 @@ class _FuncLowering:
         entry_stack = list(self.stack)
         body = self.f.instrs[run.start:run.end]
         ends = []
-        for block, checks in ((fast, guarded), (exact, {})):
+        for block, checks in ((fast, guarded), (exact, covered_only)):
             self.stack = list(entry_stack)
             self.guarded = checks
             b.position_at_end(block)
