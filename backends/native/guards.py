@@ -1,4 +1,5 @@
-"""Merged bounds checks: which straight-line runs of a function share one check.
+"""Merged bounds checks: which straight-line runs and counted loops of a function share
+one check.
 
 Inside a run of instructions without control flow or calls, accesses whose address
 is a *base* plus a constant can be checked together before the run. A base is a
@@ -21,7 +22,16 @@ constant`` (which LLVM's alias analysis and addressing modes see through); and t
 exact copy, with a check per access, taken otherwise. So a trap, and the stores
 before it, stay exactly where Wasm puts them.
 
-This module only finds the runs; ``lower._FuncLowering.lower_run`` emits them.
+A counted loop (see `Loop`: a body that is one run, closed by ``br_if 0`` on its
+counter plus a constant step against a bound) goes further: a group whose base only
+sums locals the loop leaves alone and locals it advances by constants moves by one
+stride per iteration, so checking its first and its last iteration, before the loop,
+covers every iteration. Sha-256's message schedule and rounds, matmul's inner
+products and nbody's pair loops are of this shape. The loop is then emitted twice,
+without those checks and exactly, in the same way.
+
+This module only finds the runs and loops; ``lower._FuncLowering.lower_run`` and
+``lower_loop`` emit them.
 """
 
 from __future__ import annotations
