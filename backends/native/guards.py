@@ -310,7 +310,9 @@ def _simulate(run: list[Instr], i32_locals: set[int], eligible: dict[int, int]
                     g.at[ins.pc] = c + offset
             if ins.op.is_load:
                 stack.append(None)
-        elif name == "drop":
+        elif name == "global.get":  # special: the opcode table has no pops/pushes
+            stack.append(None)
+        elif name in ("drop", "global.set"):
             pop()
         elif name == "select":
             pop(), pop(), pop()

@@ -223,3 +223,22 @@ def test_functions_with_probes_keep_a_check_per_access_outside_counted_loops(
     create("icount").attach(m, ps)
     native.compile(m, ps, OPTS)
     assert calls == [1]  # digest's loop, checked once (lower_loop), counters and all
+
+
+def test_globals_keep_the_operand_stack_in_step(native: Any) -> None:
+    """global.get pushes and global.set pops: the load's address below is b + g, not the
+    a + b that the simulation saw when it skipped global.get (stop 13 to 16: native
+    read address 0, not 100)."""
+    m = decode(assemble("""(module (memory 1) (global $g (mut i32) (i32.const 100))
+      (data (i32.const 100) "\\07")
+      (func (export "f") (param $a i32) (param $b i32) (result i32)
+        (global.set $g (i32.add (global.get $g) (local.get $a)))
+        (i32.add (i32.add (local.get $a) (i32.load (i32.add (local.get $b) (global.get $g))))
+                 (i32.load offset=4 (i32.add (local.get $a) (local.get $b))))))"""))
+    # a + b reaches one address (the second load's): no group worth a copy
+    assert guards.find_runs(m.functions[0], {0, 1}, {0: 65536}) == {}
+    wasm = WasmBackend().compile(m, None, CompileOptions(cache=False)).instantiate()
+    nat = native.compile(m, None, OPTS).instantiate()
+    assert nat.call("f", 0, 0) == wasm.call("f", 0, 0) == 7
+    nat.close()
+    wasm.close()
