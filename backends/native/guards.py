@@ -182,14 +182,15 @@ def find_loops(f: Function, i32_locals: set[int], eligible: dict[int, int]
         if (end + 1 >= n or end == start + 1 or instrs[end].op.name != "br_if"
                 or instrs[end].imm != 0 or instrs[end + 1].op.name != "end"):
             continue
-        body = instrs[start + 1:end]
-        exit = LOOP_EXITS.get(body[-1].op.name)
-        found, forms, stack = _simulate(body[:-1] if exit else body, i32_locals, eligible)
-        if exit is None:  # br_if on the counter itself
-            exit, stack = "ne", stack + [((), 0)]
-        if len(stack) < 2:
+        found, forms, stack = _simulate(instrs[start + 1:end], i32_locals, eligible)
+        cond = stack[-1] if stack else None
+        if isinstance(cond, _Compare):  # maybe with probes' flag stores after it
+            exit, x, y = cond.exit, cond.x, cond.y
+        elif cond is not None:  # br_if on the counter itself
+            exit, x, y = "ne", cond, ((), 0)
+        else:
             continue
-        loop = _counted(start, end, stack[-2], stack[-1], exit, forms, found)
+        loop = _counted(start, end, x, y, exit, forms, found)
         if loop is not None:
             loops[start] = loop
     return loops
@@ -252,20 +253,31 @@ def _groups(run: list[Instr], i32_locals: set[int], eligible: dict[int, int],
     return [g for g in found.values() if len(set(g.at.values())) >= min_accesses]
 
 
+@dataclass(frozen=True)
+class _Compare:
+    """A loop exit's comparison on the symbolic stack (see LOOP_EXITS): ``x <exit> y``.
+    Operations on it see an unknown value (None)."""
+
+    exit: str
+    x: Form | None
+    y: Form | None
+
+
 def _simulate(run: list[Instr], i32_locals: set[int], eligible: dict[int, int]
               ) -> tuple[dict[tuple[int, Terms], Group], dict[int, Form | None],
-                         list[Form | None]]:
+                         list[Form | _Compare | None]]:
     """Simulate the operand stack symbolically: an entry is ``(base, c)`` (a base, see
     the module docstring, plus c), ``((), c)`` for an i32 constant, or None. A local
     written in the run holds the form of what was written: after ``local.tee q`` of
     ``p + 80``, ``local.get q`` reads ``p + 80``, p's value at the start of the run.
     Returns the groups by (memory, base), the written locals' forms and the stack."""
-    stack: list[Form | None] = []
+    stack: list[Form | _Compare | None] = []
     forms: dict[int, Form | None] = {}
     found: dict[tuple[int, Terms], Group] = {}
 
     def pop() -> Form | None:
-        return stack.pop() if stack else None
+        v = stack.pop() if stack else None
+        return None if isinstance(v, _Compare) else v
 
     for ins in run:
         name = ins.op.name
@@ -277,7 +289,8 @@ def _simulate(run: list[Instr], i32_locals: set[int], eligible: dict[int, int]
         elif name == "local.set":
             forms[ins.imm] = pop()
         elif name == "local.tee":
-            forms[ins.imm] = stack[-1] if stack else None
+            forms[ins.imm] = pop()
+            stack.append(forms[ins.imm])
         elif name == "i32.const":
             stack.append(((), _signed32(ins.imm)))
         elif name == "i32.add":
@@ -310,6 +323,9 @@ def _simulate(run: list[Instr], i32_locals: set[int], eligible: dict[int, int]
                     g.at[ins.pc] = c + offset
             if ins.op.is_load:
                 stack.append(None)
+        elif name in LOOP_EXITS:
+            y, x = pop(), pop()
+            stack.append(_Compare(LOOP_EXITS[name], x, y))
         elif name == "global.get":  # special: the opcode table has no pops/pushes
             stack.append(None)
         elif name in ("drop", "global.set"):

@@ -68,6 +68,21 @@ def test_the_loops_compilers_emit_are_counted() -> None:
     assert (loop.exit, loop.bound, loop.strides) == ("lt_u", (((2, 1),), 0), [3])
 
 
+def test_a_coverage_flag_between_the_exit_compare_and_br_if_is_no_obstacle() -> None:
+    """The weaver stores a block's coverage flag just before its branch, after the
+    compare that decides it (here into memory 1, the state)."""
+    m = decode(assemble("""(module (memory 1) (memory 1)
+      (func (param $p i32) (param $i i32) (param $n i32)
+        (loop $l
+          (i32.store (i32.add (local.get $p) (local.get $i)) (i32.const 0))
+          (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 4))) (local.get $n))
+          (i32.store8 offset=3 (i32.const 0) (i32.const 1))
+          (br_if $l))))"""))
+    (loop,) = guards.find_loops(m.functions[0], {0, 1, 2}, {0: 65536}).values()
+    assert (loop.exit, loop.step, loop.bound) == ("lt_u", 4, (((2, 1),), 0))
+    assert [g.base for g in loop.groups] == [((0, 1), (1, 1))]
+
+
 def test_loops_that_are_not_counted_keep_their_checks() -> None:
     def counted(update: str, cond: str = "(i32.ne (local.get $i) (local.get $n))",
                 access: str = "(i32.load (i32.add (local.get $p) (local.get $i)))") -> bool:
@@ -275,6 +290,24 @@ EDGES = [
 ]
 
 
+def _edge_calls(m: Any, accesses: list[tuple[str, str, int, int]], exit: str, step: int,
+                qstep: int, calls: list[tuple[int | None, int, int]]
+                ) -> list[tuple[int, int, int, Any]]:
+    """(p, i, n, where Wasm traps or "done") for EDGES' calls; p None: the last p in
+    bounds and the first out."""
+    reference = partial(_reference, m, accesses, exit, step, qstep)
+    out = []
+    for p, i, n in calls:
+        if p is None:
+            edge = _at_the_edge(reference, i, n)
+            assert reference(edge, i, n) == "done" != reference(edge + 1, i, n)
+            out += [(edge, i, n, "done"), (edge + 1, i, n, reference(edge + 1, i, n))]
+        else:
+            out.append((p, i, n, reference(p, i, n)))
+    assert all(at is not None for *_, at in out)
+    return out
+
+
 def test_loops_at_the_edges_of_their_checks(native: Any) -> None:
     """A loop one iteration too long for memory, or whose counter runs past its bound,
     wraps around, or only meets it after wrapping, takes the exact copy and traps in the
@@ -284,24 +317,32 @@ def test_loops_at_the_edges_of_their_checks(native: Any) -> None:
         assert guards.find_loops(m.functions[0], {0, 1, 2, 3, 4}, {0: SIZE})
         wasm = WasmBackend().compile(m, None, CompileOptions(cache=False)).instantiate()
         nat = native.compile(m, None, OPTS).instantiate()
-        reference = partial(_reference, m, accesses, exit, step, qstep)
-        for p, i, n in calls:
-            points = [p]
-            if p is None:  # the last p in bounds, and the first out
-                edge = _at_the_edge(reference, i, n)
-                points = [edge, edge + 1]
-                assert reference(edge, i, n) == "done" != reference(edge + 1, i, n)
-            for q in points:
-                at = reference(q, i, n)
-                assert at is not None
-                got, want = _outcome(nat, q, i, n), _outcome(wasm, q, i, n)
-                assert got[1] == want[1], (accesses, q, i, n)  # memory
-                if at == "done":
-                    assert got == want, (accesses, q, i, n)
-                else:
-                    assert got[0] == ("out of bounds memory access", Location(0, at))
+        for p, i, n, at in _edge_calls(m, accesses, exit, step, qstep, calls):
+            got, want = _outcome(nat, p, i, n), _outcome(wasm, p, i, n)
+            assert got[1] == want[1], (accesses, p, i, n)  # memory
+            if at == "done":
+                assert got == want, (accesses, p, i, n)
+            else:
+                assert got[0] == ("out of bounds memory access", Location(0, at))
         nat.close()
         wasm.close()
+
+
+def test_loops_at_the_edges_count_alike(native_run: Any, native_options: Any) -> None:
+    """With probes woven into the loop (counters, coverage flags after the exit compare,
+    branch profiles), the same loops give the wasm backend's profile, trap and value."""
+    from .test_differential import comparable, trap_key
+
+    for accesses, exit, step, qstep, calls in EDGES:
+        wasm = _module(accesses, exit, step, qstep)
+        for p, i, n, _at in _edge_calls(decode(wasm), accesses, exit, step, qstep, calls):
+            args = (_s32(p), _s32(i), _s32(n))
+            got = native_run(wasm, ["icount", "coverage", "branches"], backend="native",
+                             invoke="f", args=args, options=native_options)
+            want = native_run(wasm, ["icount", "coverage", "branches"], backend="wasm",
+                              invoke="f", args=args)
+            assert (got.value, trap_key(got.trap)) == (want.value, trap_key(want.trap))
+            assert comparable(got.profile) == comparable(want.profile), (accesses, p, i, n)
 
 
 def test_the_generated_loops_are_checked_once(native: Any, monkeypatch: Any) -> None:
