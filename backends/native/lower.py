@@ -1110,6 +1110,7 @@ class _FuncLowering:
         are: each base moves by a constant stride, and memories never shrink), and as
         usual otherwise, its body being ``run`` if that has merged checks."""
         b = self.b
+        assert run is None or (run.start, run.end) == (loop.run.start, loop.run.end)
         ok = self.loop_in_bounds(loop)
         fast = self.fn.append_basic_block("loop_fast")
         exact = self.fn.append_basic_block("loop_exact")
