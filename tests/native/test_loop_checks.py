@@ -18,6 +18,7 @@ from probes.backends.wasm import WasmBackend
 from probes.ir import Location, Trap, decode
 
 from ..conftest import assemble
+from .test_merged_checks import DIGEST, SIZE, WIDTHS, _s32, access_at
 
 OPTS = CompileOptions(cache=False, opt_level=2)
 M32 = 0xFFFFFFFF
@@ -110,9 +111,6 @@ def test_loops_that_are_not_counted_keep_their_checks() -> None:
 # the counter and a pointer moving on its own, called with counters and bounds chosen so
 # that it ends, at the ends of memory and where 32-bit addresses wrap.
 
-WIDTHS = {"i32.load": 4, "i64.load": 8, "i32.load8_u": 1, "i32.load16_s": 2,
-          "i32.store": 4, "i64.store": 8, "i32.store8": 1, "i32.store16": 2}
-SIZE = 65536
 ADDRESS = {"p": "(local.get $p)",
            "pi": "(i32.add (local.get $p) (i32.shl (local.get $i) (i32.const 2)))",
            "i8": "(i32.mul (local.get $i) (i32.const 8))",
@@ -125,22 +123,12 @@ EXITS = {"ne": "(i32.ne {next} (local.get $n))",
          "lt_s": "(i32.lt_s {next} (local.get $n))"}
 
 
-def _access(op: str, form: str, c: int, offset: int, k: int) -> str:
-    addr = f"(i32.add {ADDRESS[form]} (i32.const {c}))" if c else ADDRESS[form]
-    if op.startswith("i64.store"):
-        return f"({op} offset={offset} {addr} (i64.const {k * 0x10001 + 7}))"
-    if ".store" in op:
-        return f"({op} offset={offset} {addr} (i32.add (local.get $acc) (i32.const {k})))"
-    value = f"({op} offset={offset} {addr})"
-    if op.startswith("i64"):
-        value = f"(i32.wrap_i64 {value})"
-    return f"(local.set $acc (i32.add (i32.rotl (local.get $acc) (i32.const 5)) {value}))"
-
-
 def _module(accesses: list[tuple[str, str, int, int]], exit: str, step: int,
             qstep: int) -> bytes:
-    body = " ".join(_access(op, form, c, off, k)
-                    for k, (op, form, c, off) in enumerate(accesses))
+    body = " ".join(
+        access_at(op, f"(i32.add {ADDRESS[form]} (i32.const {c}))" if c else ADDRESS[form],
+                  off, k)
+        for k, (op, form, c, off) in enumerate(accesses))
     cond = EXITS[exit].format(
         next=f"(local.tee $i (i32.add (local.get $i) (i32.const {step})))")
     return assemble(f"""(module (memory 1 2)
@@ -152,18 +140,7 @@ def _module(accesses: list[tuple[str, str, int, int]], exit: str, step: int,
           (local.set $q (i32.add (local.get $q) (i32.const {qstep})))
           (br_if $l {cond}))
         (local.get $acc))
-      (func (export "digest") (result i64) (local $a i32) (local $h i64)
-        (loop $l
-          (local.set $h (i64.add (i64.rotl (local.get $h) (i64.const 7))
-                                 (i64.load (local.get $a))))
-          (br_if $l (i32.ne (local.tee $a (i32.add (local.get $a) (i32.const 8)))
-                            (i32.const {SIZE}))))
-        (local.get $h)))""")
-
-
-def _s32(v: int) -> int:
-    v &= M32
-    return v - 2**32 if v >= 2**31 else v
+      {DIGEST})""")
 
 
 def _reference(m: Any, accesses: list[tuple[str, str, int, int]], exit: str, step: int,

@@ -79,6 +79,14 @@ def test_a_group_never_spans_more_than_the_minimum_memory() -> None:
 WIDTHS = {"i32.load": 4, "i64.load": 8, "i32.load8_u": 1, "i32.load16_s": 2,
           "i32.store": 4, "i64.store": 8, "i32.store8": 1, "i32.store16": 2}
 SIZE = 65536
+DIGEST = f"""(func (export "digest") (result i64) (local $a i32) (local $h i64)
+  (loop $l
+    (local.set $h (i64.add (i64.rotl (local.get $h) (i64.const 7))
+                           (i64.load (local.get $a))))
+    (br_if $l (i32.ne (local.tee $a (i32.add (local.get $a) (i32.const 8)))
+                      (i32.const {SIZE}))))
+  (local.get $h))"""
+"""A hash of the first page: the memory a call leaves."""
 
 
 def _address(form: str, c: int) -> str:
@@ -93,7 +101,12 @@ def _address(form: str, c: int) -> str:
 
 
 def _access(op: str, form: str, c: int, offset: int, k: int) -> str:
-    addr = _address(form, c)
+    return access_at(op, _address(form, c), offset, k)
+
+
+def access_at(op: str, addr: str, offset: int, k: int) -> str:
+    """The k-th access of a generated body: a store of a constant, or a load folded
+    into $acc."""
     if op.startswith("i64.store"):
         return f"({op} offset={offset} {addr} (i64.const {k * 0x10001 + 7}))"
     if ".store" in op:
@@ -112,13 +125,7 @@ def _module(accesses: list[tuple[str, str, int, int]], max_pages: int) -> bytes:
         (local.set $t (i32.add (local.get $p) (i32.shl (local.get $q) (i32.const 3))))
         {body}
         (local.get $acc))
-      (func (export "digest") (result i64) (local $a i32) (local $h i64)
-        (loop $l
-          (local.set $h (i64.add (i64.rotl (local.get $h) (i64.const 7))
-                                 (i64.load (local.get $a))))
-          (br_if $l (i32.ne (local.tee $a (i32.add (local.get $a) (i32.const 8)))
-                            (i32.const {SIZE}))))
-        (local.get $h)))""")
+      {DIGEST})""")
 
 
 ACCESS = st.tuples(st.sampled_from(sorted(WIDTHS)), st.sampled_from(["p", "pq", "t"]),
