@@ -73,9 +73,10 @@ STATE_EXPORT = "__probes_state"
 """Export name of the appended probe-state memory."""
 TABLE_EXPORT = "__probes_table"
 """Export name of the appended callback table."""
-MEMORY_EXPORT = "__probes_memory0"
-"""Export name given to the program's memory 0 when it had none (memory k:
-``__probes_memory{k}``)."""
+MEMORY_EXPORT_PREFIX = "__probes_memory"
+"""Export names given to the program's memories that had none: the prefix and the index."""
+MEMORY_EXPORT = f"{MEMORY_EXPORT_PREFIX}0"
+"""Export name given to the program's memory 0 when it had none."""
 START_EXPORT = "__probes_start"
 """Export name of the start function, which the host calls once callbacks are in place."""
 FUEL_EXPORT = "__probes_fuel"
@@ -537,7 +538,7 @@ class _Weaver:
                 layout.memory_exports.setdefault(e.index, e.name)
         for k in range(self.state_mem):
             if k not in layout.memory_exports:
-                name = f"__probes_memory{k}"  # MEMORY_EXPORT for memory 0
+                name = f"{MEMORY_EXPORT_PREFIX}{k}"
                 out.exports.append(Export(name, "memory", k))
                 layout.memory_exports[k] = name
         if m.start is not None:
